@@ -1,0 +1,49 @@
+# Two commands matter: `make run` and `make test`. Both start from a bare
+# machine: every step below is idempotent.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint typecheck pytest clean bench-tools
+
+setup: $(STAMP)
+
+# python-prctl compiles against libcap; install it when we are root and it is missing.
+.deps-system:
+	@if ! dpkg -s libcap-dev >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcap-dev; \
+	  else echo "libcap-dev is missing: run 'sudo apt-get install libcap-dev'"; exit 1; fi; \
+	fi
+	@touch $@
+
+$(STAMP): pyproject.toml .deps-system
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+run: setup
+	$(BIN)/pyws -d info
+
+lint: setup
+	$(BIN)/ruff format --check supervisor worker tests bench
+	$(BIN)/ruff check supervisor worker tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+# Peers for bench/: nginx, wrk and ab (apache2-utils).
+bench-tools: setup
+	@for p in nginx wrk apache2-utils; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	$(BIN)/pip install -q 'uvicorn[standard]'
+
+clean:
+	rm -rf $(VENV) .deps-system .mypy_cache .ruff_cache .pytest_cache

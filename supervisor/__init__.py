@@ -1,0 +1,1 @@
+"""The pyws root process, its config model and pyws-ctl (no asyncio, no threads)."""

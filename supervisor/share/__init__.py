@@ -1,0 +1,1 @@
+"""Package data: the embedded demo config (`conf`) and the demo site it serves (`_lws_ddir_`)."""

@@ -1,0 +1,137 @@
+"""A worker's life: boot as root, drop privileges, serve, drain, exit.
+
+Boot order (the root relies on it):
+  1. start as root; 2. adopt the listeners and read the config snapshot the root
+  validated; 3. open logs, load plugins; 4. drop privileges; 5. report ready.
+Signals from the root: SIGTERM drains (reload), SIGINT stops (close idle
+connections now), SIGUSR2 marks the generation active, SIGUSR1 reopens logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import faulthandler
+import json
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import setproctitle
+import uvloop
+
+from pyws.supervisor.config.loader import ConfigSnapshot, default_data_dir, load_config
+from pyws.supervisor.config.model import Config
+from pyws.supervisor.exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_WORKER_BOOT
+from pyws.supervisor.logs import parse_level, setup_logging
+from pyws.supervisor.machine import STOP_BOUND
+from pyws.worker.plugins import PluginError, load_plugin_modules
+from pyws.worker.preload import preload_lazy_modules
+from pyws.worker.privileges import PrivilegeError, drop_privileges
+from pyws.worker.server import Listener, Server
+
+log = logging.getLogger("pyws.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class BootDocument:
+    generation: int
+    root_pid: int
+    log_level: str
+    status_fd: int
+    listeners: dict[str, int]
+    snapshot: ConfigSnapshot
+
+
+def read_boot_document(fd: int) -> BootDocument:
+    with os.fdopen(fd, "rb") as f:
+        doc: dict[str, Any] = json.loads(f.read())
+    return BootDocument(
+        generation=int(doc["generation"]),
+        root_pid=int(doc["root_pid"]),
+        log_level=str(doc["log_level"]),
+        status_fd=int(doc["status_fd"]),
+        listeners={str(k): int(v) for k, v in doc["listeners"].items()},
+        snapshot=ConfigSnapshot.from_json(json.dumps(doc["snapshot"])),
+    )
+
+
+def adopt_listeners(config: Config, fds: dict[str, int]) -> list[Listener]:
+    listeners = []
+    for key, fd in fds.items():
+        sock = socket.socket(fileno=fd)
+        vhosts = tuple(v for v in config.vhosts if v.listen_key == key)
+        listeners.append(Listener(sock=sock, key=key, vhosts=vhosts))
+    return listeners
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="pyws.worker")
+    parser.add_argument("--boot-fd", type=int, required=True)
+    boot = read_boot_document(parser.parse_args(argv).boot_fd)
+    faulthandler.enable()  # a fatal signal leaves a traceback in the log
+    setup_logging(parse_level(boot.log_level), f"pyws-worker gen={boot.generation}")
+    setproctitle.setproctitle(f"pyws: worker gen={boot.generation} starting")
+    config, diagnostics = load_config(boot.snapshot, default_data_dir())
+    if config is None:
+        for diag in diagnostics:
+            log.error("%s", diag)
+        return EXIT_CONFIG
+    listeners = adopt_listeners(config, boot.listeners)
+    try:
+        load_plugin_modules(config.global_.plugin_dirs)
+        preload_lazy_modules()
+        drop_privileges(config.global_.username, config.global_.groupname, boot.root_pid)
+    except (PluginError, PrivilegeError, OSError) as exc:
+        log.error("cannot boot: %s", exc)
+        return EXIT_WORKER_BOOT
+    return uvloop.run(WorkerLife(config, listeners, boot).run())
+
+
+class WorkerLife:
+    """Serves until drained; owns the signal handlers and the process title."""
+
+    def __init__(self, config: Config, listeners: list[Listener], boot: BootDocument) -> None:
+        self.config = config
+        self.boot = boot
+        self.server = Server(config, listeners, generation=boot.generation)
+        self.draining = False
+
+    async def run(self) -> int:
+        await self.server.start()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.drain, False)
+        loop.add_signal_handler(signal.SIGINT, self.drain, True)
+        loop.add_signal_handler(signal.SIGUSR2, self._title, "active")
+        loop.add_signal_handler(signal.SIGUSR1, self._reopen_logs)
+        os.write(self.boot.status_fd, b"ready\n")
+        os.close(self.boot.status_fd)
+        log.info("serving %d listener(s)", len(self.boot.listeners))
+        await self.server.wait_closed()
+        return EXIT_OK
+
+    def drain(self, stopping: bool) -> None:
+        if self.draining:
+            return
+        self.draining = True
+        self._title("deprecated")
+        log.info("draining (%d connections)", self.server.connections)
+        self.server.drain(close_idle=stopping)
+        bound = self.config.global_.deprecated_timeout_secs
+        if stopping and bound is None:
+            bound = STOP_BOUND
+        if bound is not None:
+            asyncio.get_running_loop().call_later(bound, self._give_up)
+
+    def _give_up(self) -> None:
+        log.warning("drain bound reached: closing %d connections", self.server.connections)
+        self.server.abort()
+
+    def _title(self, state: str) -> None:
+        setproctitle.setproctitle(f"pyws: worker gen={self.boot.generation} {state}")
+
+    def _reopen_logs(self) -> None:
+        log.info("SIGUSR1: reopening logs")
