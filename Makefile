@@ -32,7 +32,10 @@ lint: setup
 	$(BIN)/ruff check supervisor worker tests bench
 
 typecheck: setup
-	$(BIN)/mypy
+	@mkdir -p .mypy-path/pyws
+	@ln -sfn ../../supervisor .mypy-path/pyws/supervisor
+	@ln -sfn ../../worker .mypy-path/pyws/worker
+	$(BIN)/mypy -p pyws.supervisor -p pyws.worker tests bench
 
 pytest: setup
 	$(BIN)/pytest

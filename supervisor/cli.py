@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import TextIO
 
 import psutil
 import setproctitle
@@ -31,16 +32,16 @@ def default_config_dir() -> str:
     return SYSTEM_CONFIG_DIR if os.path.isdir(SYSTEM_CONFIG_DIR) else default_data_dir()
 
 
-def check_config(config_dir: str, out: object = None) -> int:
+def check_config(config_dir: str, out: TextIO | None = None) -> int:
     """Print every diagnostic; 0 when the config is good, 78 when it is not."""
     stream = sys.stderr if out is None else out
     try:
         _, diagnostics = load_config(read_snapshot(config_dir), default_data_dir())
     except ConfigError as exc:
-        print(exc, file=stream)  # type: ignore[call-overload]
+        print(exc, file=stream)
         return EXIT_CONFIG
     for diag in diagnostics:
-        print(diag, file=stream)  # type: ignore[call-overload]
+        print(diag, file=stream)
     return EXIT_CONFIG if any(d.severity == "error" for d in diagnostics) else EXIT_OK
 
 
@@ -49,10 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyws", description="Serve an lwsws config; SIGHUP reloads, SIGTERM stops."
     )
     parser.add_argument("-c", "--config-dir", metavar="DIR", help="lwsws config dir")
-    parser.add_argument("--pidfile", metavar="PATH", help="pidfile (default: %(default)s)",
-                        default=default_pidfile())
-    parser.add_argument("-d", "--debug", metavar="LEVEL", default="info",
-                        help="log level: debug, info, warning, error (default: info)")
+    parser.add_argument(
+        "--pidfile",
+        metavar="PATH",
+        help="pidfile (default: %(default)s)",
+        default=default_pidfile(),
+    )
+    parser.add_argument(
+        "-d",
+        "--debug",
+        metavar="LEVEL",
+        default="info",
+        help="log level: debug, info, warning, error (default: info)",
+    )
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
     return parser
 

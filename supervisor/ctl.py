@@ -49,10 +49,11 @@ def _is_root(pid: int) -> bool:
 
 def _config_dir(args: argparse.Namespace) -> str:
     if args.config_dir:
-        return os.path.abspath(args.config_dir)
+        return os.path.abspath(str(args.config_dir))
     state = read_state(args.pidfile)
-    if state and isinstance(state.get("config_dir"), str):
-        return str(state["config_dir"])
+    config_dir = (state or {}).get("config_dir")
+    if isinstance(config_dir, str):
+        return config_dir
     return default_config_dir()
 
 
@@ -60,8 +61,10 @@ def cmd_reload(args: argparse.Namespace) -> int:
     pid = find_root(args.pidfile)
     config_dir = _config_dir(args)
     if check_config(config_dir) != EXIT_OK:
-        print(f"reload refused: {config_dir} has errors; the current generation serves on",
-              file=sys.stderr)
+        print(
+            f"reload refused: {config_dir} has errors; the current generation serves on",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     sent_at = time.time()
     os.kill(pid, signal.SIGHUP)

@@ -94,9 +94,7 @@ class ListenerSet:
                 if vhost.listen_key not in self.sockets:
                     self.sockets[vhost.listen_key] = bind_listener(vhost)
                     added.append(vhost.listen_key)
-                    log.info(
-                        "listening on %s", listener_address(self.sockets[vhost.listen_key])
-                    )
+                    log.info("listening on %s", listener_address(self.sockets[vhost.listen_key]))
         except ListenerError:
             for key in added:
                 self.sockets.pop(key).close()

@@ -206,7 +206,7 @@ class RootMachine:
     def starting(self) -> Generation | None:
         return next((g for g in self.generations.values() if g.state == "starting"), None)
 
-    def handle(self, fact: Fact) -> list[Command]:  # noqa: PLR0911
+    def handle(self, fact: Fact) -> list[Command]:
         match fact:
             case ReloadRequested(at):
                 return self._on_reload(at)
@@ -318,7 +318,9 @@ class RootMachine:
         cmds: list[Command] = []
         if gen.state == "starting":
             msg = f"generation {gen.number}: worker {pid} exited ({code}) before it was ready"
-            cmds += self._fail(gen.number, msg, EXIT_CONFIG if code == EXIT_CONFIG else EXIT_FAILURE)
+            cmds += self._fail(
+                gen.number, msg, EXIT_CONFIG if code == EXIT_CONFIG else EXIT_FAILURE
+            )
         elif gen.state == "active" and not self.stopping:
             cmds += self._replace(gen, slot, code)
         elif not gen.slots:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pyws.supervisor import machine as m
+import pyws.supervisor.machine as m
 from pyws.supervisor.config.loader import ConfigSnapshot, load_config, read_snapshot
 from pyws.supervisor.config.model import Config
 from pyws.supervisor.listeners import ListenerError, ListenerSet
@@ -258,4 +258,3 @@ def _describe(code: int) -> str:
     if code < 0:
         return f"killed by {signal.Signals(-code).name}"
     return f"exit code {code}"
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from contextlib import suppress
 
 
 class Notifier:
@@ -21,8 +22,6 @@ class Notifier:
         if state == "RELOADING=1":
             # systemd wants the reload's start time to order it against READY=1.
             state += f"\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.sendto(state.encode(), self._addr)
-            except OSError:
-                pass  # systemd went away; nothing to tell
+        # If systemd went away there is nobody to tell.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, suppress(OSError):
+            sock.sendto(state.encode(), self._addr)

@@ -38,7 +38,11 @@ class RootStatus:
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
-            "supervisor": {"pid": self.pid, "uptime_s": self.uptime_s, "config_dir": self.config_dir},
+            "supervisor": {
+                "pid": self.pid,
+                "uptime_s": self.uptime_s,
+                "config_dir": self.config_dir,
+            },
             "generations": [asdict(g) for g in self.generations],
         }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyws.supervisor import machine as m
+import pyws.supervisor.machine as m
 from pyws.supervisor.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_WORKER_BOOT
 
 
