@@ -92,6 +92,29 @@ class TLSConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientTLSConfig:
+    """The vhost's client SSL context (`enable-client-ssl`), for https proxy origins."""
+
+    ciphers: str | None = None
+    tls13_ciphers: str | None = None
+    option_set: int = 0
+    option_clear: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAcceptConfig:
+    """Raw and fallback vhosts: what a non-HTTP connection on the listener is bound to."""
+
+    role: str | None = None
+    protocol: str | None = None
+    apply: bool = False
+    fallback: bool = False
+    allow_non_tls: bool = False
+    redirect_http: bool = False
+    allow_http_on_https: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class VhostConfig:
     name: str
     port: int
@@ -101,6 +124,8 @@ class VhostConfig:
     noipv6: bool = False
     ipv6only: bool | None = None
     tls: TLSConfig | None = None
+    client_tls: ClientTLSConfig | None = None
+    listen_accept: ListenAcceptConfig | None = None
     keepalive_timeout: float = 60.0
     sts: bool = False
     access_log: str | None = None
