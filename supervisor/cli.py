@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from importlib.metadata import version
 from typing import TextIO
 
 import psutil
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="log level: debug, info, warning, error (default: info)",
     )
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
+    parser.add_argument("--version", action="version", version=f"pyws {version('pyws')}")
     return parser
 
 

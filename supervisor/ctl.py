@@ -98,13 +98,22 @@ def cmd_stop(args: argparse.Namespace) -> int:
     pid = find_root(args.pidfile)
     proc = psutil.Process(pid)
     proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(args.timeout)
-    except psutil.TimeoutExpired:
-        print(f"pyws (pid {pid}) still running after {args.timeout}s", file=sys.stderr)
-        return EXIT_FAILURE
+    deadline = time.monotonic() + args.timeout
+    while _alive(proc):
+        if time.monotonic() > deadline:
+            print(f"pyws (pid {pid}) still running after {args.timeout}s", file=sys.stderr)
+            return EXIT_FAILURE
+        time.sleep(POLL)
     print(f"stopped pyws (pid {pid})")
     return EXIT_OK
+
+
+def _alive(proc: psutil.Process) -> bool:
+    # An exited root stays a zombie until its own parent (systemd, a shell) reaps it.
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -79,6 +79,10 @@ class Root:
         if self.timers:
             timeout = max(0.0, min(self.timers.values()) - time.monotonic())
         for key, _ in self.selector.select(timeout):
+            # An earlier callback in this batch may have closed this fd (a worker's
+            # pidfd fired first and took its status pipe with it).
+            if self.selector.get_map().get(key.fd) is not key:
+                continue
             callback: Callable[[int], None] = key.data
             callback(key.fd)
         now = time.monotonic()

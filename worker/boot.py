@@ -69,6 +69,10 @@ def adopt_listeners(config: Config, fds: dict[str, int]) -> list[Listener]:
 
 
 def main(argv: list[str]) -> int:
+    # Until the event loop owns them, a stop or drain signal simply ends a booting
+    # worker (no KeyboardInterrupt traceback); the root sees it as a failed boot.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     parser = argparse.ArgumentParser(prog="pyws.worker")
     parser.add_argument("--boot-fd", type=int, required=True)
     boot = read_boot_document(parser.parse_args(argv).boot_fd)

@@ -14,7 +14,8 @@ from pyws_harness import Pyws, Site, vhost, wait_until
 
 
 def titles(pids: list[int]) -> list[str]:
-    return [" ".join(psutil.Process(pid).cmdline()) for pid in pids]
+    # setproctitle pads the title with spaces to the length of the original argv.
+    return [" ".join(psutil.Process(pid).cmdline()).strip() for pid in pids]
 
 
 def test_serves_and_reports_status(pyws: Pyws, site: Site) -> None:
