@@ -11,21 +11,14 @@ the active one keeps serving.
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pyws.supervisor.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_WORKER_BOOT
-
-# The signals a worker understands (see worker/boot.py).
-DRAIN = signal.SIGTERM  # stop accepting, finish open connections (reload)
-STOP = signal.SIGINT  # stop accepting, close idle connections now (shutdown)
-ACTIVATE = signal.SIGUSR2  # this worker's generation is now the active one
-KILL = signal.SIGKILL
+from pyws.supervisor.protocol import ACTIVATE, DRAIN, KILL, STOP, STOP_BOUND
 
 RESPAWN_FIRST_DELAY = 0.1
 RESPAWN_MAX_DELAY = 10.0
-STOP_BOUND = 10.0  # how long a stop drains when deprecated-timeout-secs is unset
 STOP_GRACE = 5.0  # added to the drain bound before the root SIGKILLs a worker
 
 GenerationState = Literal["starting", "active", "deprecated", "failed"]

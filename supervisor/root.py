@@ -21,6 +21,7 @@ import pyws.supervisor.machine as m
 from pyws.supervisor.config.loader import ConfigSnapshot, load_config, read_snapshot
 from pyws.supervisor.config.model import Config
 from pyws.supervisor.listeners import ListenerError, ListenerSet
+from pyws.supervisor.protocol import KILL
 from pyws.supervisor.sdnotify import Notifier
 from pyws.supervisor.spawn import SpawnedWorker, spawn_worker
 from pyws.supervisor.statefile import StateFile
@@ -190,7 +191,7 @@ class Root:
                 pids.append(self._start_worker(number, runtime))
         except OSError as exc:
             for pid in pids:
-                self._signal(pid, m.KILL)
+                self._signal(pid, KILL)
             self._feed(m.GenerationFailed(number, f"cannot start a worker: {exc}", False))
             return
         log.info("generation %d: started workers %s", number, pids)

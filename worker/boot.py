@@ -27,7 +27,7 @@ from pyws.supervisor.config.loader import ConfigSnapshot, default_data_dir, load
 from pyws.supervisor.config.model import Config
 from pyws.supervisor.exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_WORKER_BOOT
 from pyws.supervisor.logs import parse_level, setup_logging
-from pyws.supervisor.machine import STOP_BOUND
+from pyws.supervisor.protocol import ACTIVATE, DRAIN, REOPEN_LOGS, STOP, STOP_BOUND
 from pyws.worker.plugins import PluginError, load_plugin_modules
 from pyws.worker.preload import preload_lazy_modules
 from pyws.worker.privileges import PrivilegeError, drop_privileges
@@ -71,8 +71,8 @@ def adopt_listeners(config: Config, fds: dict[str, int]) -> list[Listener]:
 def main(argv: list[str]) -> int:
     # Until the event loop owns them, a stop or drain signal simply ends a booting
     # worker (no KeyboardInterrupt traceback); the root sees it as a failed boot.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(STOP, signal.SIG_DFL)
+    signal.signal(DRAIN, signal.SIG_DFL)
     parser = argparse.ArgumentParser(prog="pyws.worker")
     parser.add_argument("--boot-fd", type=int, required=True)
     boot = read_boot_document(parser.parse_args(argv).boot_fd)
@@ -107,10 +107,10 @@ class WorkerLife:
     async def run(self) -> int:
         await self.server.start()
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self.drain, False)
-        loop.add_signal_handler(signal.SIGINT, self.drain, True)
-        loop.add_signal_handler(signal.SIGUSR2, self._title, "active")
-        loop.add_signal_handler(signal.SIGUSR1, self._reopen_logs)
+        loop.add_signal_handler(DRAIN, self.drain, False)
+        loop.add_signal_handler(STOP, self.drain, True)
+        loop.add_signal_handler(ACTIVATE, self._title, "active")
+        loop.add_signal_handler(REOPEN_LOGS, self._reopen_logs)
         os.write(self.boot.status_fd, b"ready\n")
         os.close(self.boot.status_fd)
         log.info("serving %d listener(s)", len(self.boot.listeners))

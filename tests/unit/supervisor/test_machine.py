@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyws.supervisor.machine as m
 from pyws.supervisor.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_WORKER_BOOT
+from pyws.supervisor.protocol import ACTIVATE, DRAIN, KILL, STOP, STOP_BOUND
 
 
 def spawned(root: m.RootMachine, number: int, pids: tuple[int, ...]) -> list[m.Command]:
@@ -34,7 +35,7 @@ def test_first_generation_becomes_active_when_all_workers_ready() -> None:
     cmds = root.handle(m.WorkerReady(102))
     assert m.CancelTimer(("ready", 1, 0)) in cmds
     assert m.Notify("READY=1") in cmds
-    assert signals(cmds) == {(101, m.ACTIVATE), (102, m.ACTIVATE)}
+    assert signals(cmds) == {(101, ACTIVATE), (102, ACTIVATE)}
     assert any(isinstance(c, m.ReportReload) and c.ok for c in cmds)
 
 
@@ -46,10 +47,10 @@ def test_reload_drains_old_generation_only_once_new_one_is_ready() -> None:
     assert signals(root.handle(m.WorkerReady(201))) == set()
     cmds = root.handle(m.WorkerReady(202))
     assert signals(cmds) == {
-        (101, m.DRAIN),
-        (102, m.DRAIN),
-        (201, m.ACTIVATE),
-        (202, m.ACTIVATE),
+        (101, DRAIN),
+        (102, DRAIN),
+        (201, ACTIVATE),
+        (202, ACTIVATE),
     }
     assert m.UseListenersOf(2) in cmds
     report = next(c for c in cmds if isinstance(c, m.ReportReload))
@@ -92,7 +93,7 @@ def test_new_generation_not_ready_in_time_is_killed() -> None:
     root.handle(m.ReloadRequested(1.0))
     spawned(root, 2, (201,))
     cmds = root.handle(m.TimerFired(("ready", 2, 0)))
-    assert signals(cmds) == {(201, m.KILL)}
+    assert signals(cmds) == {(201, KILL)}
     assert root.handle(m.WorkerExited(201, -9)) == [
         m.CancelTimer(("drain", 2, 0)),
         m.ForgetGeneration(2),
@@ -105,7 +106,7 @@ def test_worker_dying_before_ready_fails_the_reload_not_the_root() -> None:
     root.handle(m.ReloadRequested(1.0))
     spawned(root, 2, (201, 202))
     cmds = root.handle(m.WorkerExited(201, EXIT_WORKER_BOOT))
-    assert (202, m.KILL) in signals(cmds)
+    assert (202, KILL) in signals(cmds)
     assert not any(isinstance(c, m.Exit) for c in cmds)
 
 
@@ -125,7 +126,7 @@ def test_crashed_worker_is_respawned_with_backoff() -> None:
     cmds = root.handle(m.WorkerExited(103, -11))
     assert cmds == [m.StartTimer(("respawn", 1, 0), m.RESPAWN_FIRST_DELAY * 2)]
     root.handle(m.WorkerRespawned(1, 0, 104))
-    assert root.handle(m.WorkerReady(104)) == [m.SendSignal(104, m.ACTIVATE)]
+    assert root.handle(m.WorkerReady(104)) == [m.SendSignal(104, ACTIVATE)]
     # Ready resets the backoff.
     assert root.handle(m.WorkerExited(104, -9)) == [
         m.StartTimer(("respawn", 1, 0), m.RESPAWN_FIRST_DELAY)
@@ -146,8 +147,8 @@ def test_stop_drains_everything_then_exits_zero() -> None:
     root.handle(m.WorkerReady(201))
     cmds = root.handle(m.StopRequested())
     assert m.Notify("STOPPING=1") in cmds
-    assert signals(cmds) == {(101, m.STOP), (201, m.STOP)}
-    assert m.StartTimer(("stop", 0, 0), m.STOP_BOUND + m.STOP_GRACE) in cmds
+    assert signals(cmds) == {(101, STOP), (201, STOP)}
+    assert m.StartTimer(("stop", 0, 0), STOP_BOUND + m.STOP_GRACE) in cmds
     assert root.handle(m.ReloadRequested(2.0)) == []
     assert m.ForgetGeneration(1) in root.handle(m.WorkerExited(101, 0))
     assert root.handle(m.WorkerExited(201, 0))[-1] == m.Exit(EXIT_OK)
@@ -156,7 +157,7 @@ def test_stop_drains_everything_then_exits_zero() -> None:
 def test_stop_timer_kills_what_is_left() -> None:
     root = running((101,))
     root.handle(m.StopRequested())
-    assert signals(root.handle(m.TimerFired(("stop", 0, 0)))) == {(101, m.KILL)}
+    assert signals(root.handle(m.TimerFired(("stop", 0, 0)))) == {(101, KILL)}
     assert m.Exit(EXIT_OK) in root.handle(m.WorkerExited(101, -9))
 
 
@@ -169,4 +170,4 @@ def test_drain_timeout_backstop() -> None:
     spawned(root, 2, (201,))
     cmds = root.handle(m.WorkerReady(201))
     assert m.StartTimer(("drain", 1, 0), 2.0 + m.STOP_GRACE) in cmds
-    assert signals(root.handle(m.TimerFired(("drain", 1, 0)))) == {(101, m.KILL)}
+    assert signals(root.handle(m.TimerFired(("drain", 1, 0)))) == {(101, KILL)}
