@@ -35,7 +35,7 @@ typecheck: setup
 	@mkdir -p .mypy-path/pyws
 	@ln -sfn ../../supervisor .mypy-path/pyws/supervisor
 	@ln -sfn ../../worker .mypy-path/pyws/worker
-	$(BIN)/mypy -p pyws.supervisor -p pyws.worker tests bench
+	$(BIN)/mypy .mypy-path/pyws/supervisor .mypy-path/pyws/worker tests bench
 
 pytest: setup
 	$(BIN)/pytest

@@ -1,0 +1,1 @@
+"""The worker: everything that touches the network, run by each worker process of a generation."""

@@ -1,0 +1,359 @@
+"""A sans-I/O HTTP/1.1 server connection on httptools: bytes in, events and response bytes out."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import httptools
+
+from pyws.worker.http.dates import DateHeader
+from pyws.worker.http.events import END_OF_MESSAGE, Data, Event, ProtocolError, Request
+from pyws.worker.http.response import (
+    CONTINUE,
+    STATUS_LINES,
+    Response,
+    error_response,
+    status_line,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one client may make a worker hold in memory or wait for."""
+
+    timeout_secs: float = 5.0  # lwsws `timeout-secs`: a whole head, or one gap in the content
+    max_target: int = 8192  # 414 beyond; RFC 9112 §3 asks for at least 8000 octets
+    max_head: int = 65536  # request line and fields together; 431 beyond (RFC 6585 §5)
+    max_fields: int = 100  # 431 beyond
+
+
+_HOST, _EXPECT, _CONTENT, _CONDITIONAL, _UPGRADE = range(5)
+_NOTABLE = {
+    b"host": _HOST,
+    b"expect": _EXPECT,
+    b"content-length": _CONTENT,
+    b"transfer-encoding": _CONTENT,
+    b"if-match": _CONDITIONAL,
+    b"if-none-match": _CONDITIONAL,
+    b"if-modified-since": _CONDITIONAL,
+    b"if-unmodified-since": _CONDITIONAL,
+    b"if-range": _CONDITIONAL,
+    b"range": _CONDITIONAL,
+    b"upgrade": _UPGRADE,
+}
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class _Abort(Exception):
+    """Raised inside a parser callback to stop parsing; the ProtocolError is in `_failure`."""
+
+
+class HTTPConnection:
+    """The HTTP/1.1 state of one client connection, driven by bytes and a clock passed in.
+
+    Order of calls: `receive_data()` whenever bytes arrive, then `next_event()` until it returns
+    None; it raises ProtocolError where the peer's bytes went bad, to be answered with
+    `send_error()`. Each Request gets exactly one `send_response()` (optionally preceded by
+    `send_continue()`); when that response has a file body (`sending_file`), `file_sent()` once
+    its last byte left. Pipelined requests come out in order, one after the other. Past
+    `deadline`, call `handle_timeout()`. Once `closed`, write what was returned and close.
+    """
+
+    def __init__(
+        self, limits: Limits, now: float, *, dates: DateHeader, server: bytes = b""
+    ) -> None:
+        self._limits = limits
+        self._timeout = limits.timeout_secs
+        self._max_head = limits.max_head
+        self._max_fields = limits.max_fields
+        self._dates = dates
+        self._server = server  # a serialised `Server:` line, or b""
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: deque[Event] = deque()
+        self._now = now
+        # Parser side: the message being read.
+        self._in_message = False
+        self._in_head = False
+        self._rx_deadline = 0.0
+        self._progress = 0  # bumps on headers, content and message ends
+        self._unparsed = 0  # bytes fed since the last progress: httptools buffers them
+        self._reset_head()
+        self._body_owner: Request | None = None  # whose content is being parsed
+        self._skip_content = False  # the message's request was answered early
+        self._failure: ProtocolError | None = None
+        self._stopped = False  # nothing more is parsed: an error, an upgrade or closing
+        self.trailing_data = b""  # bytes after an upgrade request: not HTTP/1.1
+        # Response side: the request being answered.
+        self._current: Request | None = None
+        self._awaiting = False
+        self._continue_sent = False
+        self._close_after = False
+        self._draining = False
+        self.sending_file = False
+        self.closed = False
+        self._idle_since = now
+        # A new connection gets `timeout_secs` for its first head; later ones the keep-alive
+        # timeout of the vhost or mount that answered the previous request.
+        self.idle_timeout = limits.timeout_secs
+
+    # -- bytes in ------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Parse `data`; the requests it completes queue up for `next_event()`."""
+        if self._stopped:
+            return
+        self._now = now
+        progress = self._progress
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._stopped = True
+            self.trailing_data = data[exc.args[0] :]
+            return
+        except httptools.HttpParserError as exc:
+            self._stop(self._failure or ProtocolError(400, str(exc) or "malformed request"))
+            return
+        if not self._in_message:
+            self._unparsed = 0
+        elif progress != self._progress:
+            self._unparsed = 0  # the tail after the last progress is bounded by one read
+        else:
+            # httptools keeps partial fields in memory: bound what a head or trailer may grow.
+            self._unparsed += len(data)
+            if self._unparsed > self._max_head:
+                self._stop(ProtocolError(431, "request header fields too large"))
+
+    def next_event(self) -> Event | None:
+        """The next parsed event, or None when more bytes are needed (or the connection closed)."""
+        if self.closed:
+            return None
+        if self._events:
+            event = self._events.popleft()
+            if type(event) is Request:
+                self._current = event
+                self._awaiting = True
+                self._continue_sent = False
+            return event
+        if self._failure is not None:
+            raise self._failure
+        return None
+
+    def _stop(self, failure: ProtocolError) -> None:
+        self._stopped = True
+        self._failure = failure
+
+    def _abort(self, status: int, reason: str) -> None:
+        self._failure = ProtocolError(status, reason)
+        raise _Abort
+
+    # -- httptools callbacks --------------------------------------------------------------------
+
+    def _reset_head(self) -> None:
+        self._url: list[bytes] = []
+        self._url_len = self._head_len = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._host: bytes | None = None
+        self._upgrade: bytes | None = None
+        self._expect = self._has_content = self._conditional = False
+
+    def on_message_begin(self) -> None:
+        self._in_message = True
+        self._in_head = True
+        self._body_owner = None
+        self._rx_deadline = self._now + self._timeout
+        self._reset_head()
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+        self._url_len += len(url)
+        if self._url_len > self._limits.max_target:
+            self._abort(414, "request-target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            return  # a trailer field (RFC 9112 §7.1.2): nothing here uses them
+        self._head_len += len(name) + len(value) + 4
+        headers = self._headers
+        if self._head_len > self._max_head or len(headers) >= self._max_fields:
+            self._abort(431, "request header fields too large")
+        name = name.lower()
+        headers.append((name, value))
+        kind = _NOTABLE.get(name)
+        if kind is None:
+            return
+        if kind == _HOST:
+            if self._host is not None:
+                self._abort(400, "more than one Host field")  # RFC 9112 §3.2
+            self._host = value
+        elif kind == _EXPECT:
+            self._expect = value.strip().lower() == b"100-continue"
+        elif kind == _CONTENT:
+            self._has_content = self._has_content or value.strip() != b"0"
+        elif kind == _CONDITIONAL:
+            self._conditional = True
+        else:
+            self._upgrade = value
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            self._abort(505, f"HTTP/{version} is not supported")
+        if version == "1.1" and self._host is None:
+            self._abort(400, "no Host field")  # RFC 9112 §3.2
+        upgrade = (self._upgrade or b"") if parser.should_upgrade() else None
+        request = Request(
+            parser.get_method(),
+            b"".join(self._url),
+            version,
+            tuple(self._headers),
+            self._host,
+            parser.should_keep_alive(),
+            self._expect and self._has_content and version == "1.1",
+            self._conditional,
+            upgrade,
+        )
+        self._events.append(request)
+        self._body_owner = request
+        self._in_head = False
+        self._progress += 1
+        self._rx_deadline = self._now + self._timeout
+
+    def on_body(self, body: bytes) -> None:
+        self._progress += 1
+        self._rx_deadline = self._now + self._timeout
+        if not self._skip_content:
+            self._events.append(Data(body))
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        self._body_owner = None
+        self._progress += 1
+        if self._skip_content:
+            self._skip_content = False
+        else:
+            self._events.append(END_OF_MESSAGE)
+
+    # -- bytes out ------------------------------------------------------------------------------
+
+    def send_continue(self) -> bytes:
+        """`100 Continue` if the current request waits for it (RFC 9110 §10.1.1), else b""."""
+        request = self._current
+        if not self._awaiting or request is None or not request.expect_continue:
+            return b""
+        if self._continue_sent:
+            return b""
+        self._continue_sent = True
+        return CONTINUE
+
+    def send_response(self, response: Response, now: float, wall: float) -> bytes:
+        """The bytes of `response` to the current request: head, and body unless it is a file."""
+        request = self._current
+        if request is None or not self._awaiting:
+            raise RuntimeError("send_response() without a request to answer")
+        self._awaiting = False
+        keep = request.keep_alive and not self._draining and request.upgrade is None
+        if self._content_pending(request):
+            keep = keep and self._drop_content(request)
+        status = response.status
+        parts = [
+            STATUS_LINES.get(status) or status_line(status),
+            self._dates.line(wall),
+            self._server,
+            response.headers,
+        ]
+        if not keep:
+            parts.append(b"Connection: close\r\n")
+        elif request.http_version == "1.0":
+            parts.append(b"Connection: keep-alive\r\n")  # RFC 9112 §9.3: 1.0 closes otherwise
+        parts.append(b"\r\n")
+        self._close_after = not keep
+        if request.method != b"HEAD" and status not in _NO_BODY_STATUSES:
+            if response.file is not None:
+                self.sending_file = True
+                return b"".join(parts)
+            parts.append(response.body)
+        self._finish(now)
+        return b"".join(parts)
+
+    def file_sent(self, now: float) -> None:
+        """The file body of the current response is out."""
+        if not self.sending_file:
+            raise RuntimeError("file_sent() while no file body was pending")
+        self.sending_file = False
+        self._finish(now)
+
+    def send_error(self, status: int, now: float, wall: float) -> bytes:
+        """A final error response that closes the connection (after a ProtocolError or a bug)."""
+        head_only = self._awaiting and self._current is not None and self._current.method == b"HEAD"
+        self._awaiting = self.sending_file = False
+        self._stopped = self.closed = True
+        response = error_response(status)
+        return b"".join(
+            (
+                status_line(status),
+                self._dates.line(wall),
+                self._server,
+                response.headers,
+                b"Connection: close\r\n\r\n",
+                b"" if head_only else response.body,
+            )
+        )
+
+    def _finish(self, now: float) -> None:
+        self._idle_since = now
+        if self._close_after:
+            self._stopped = self.closed = True
+
+    def _content_pending(self, request: Request) -> bool:
+        """Is content of `request` still queued or unread? Only after an early answer."""
+        if self._events and type(self._events[0]) is not Request:
+            return True
+        return self._body_owner is request
+
+    def _drop_content(self, request: Request) -> bool:
+        """Discard the rest of an answered request's content; False if we must close instead."""
+        while self._events and type(self._events[0]) is not Request:
+            self._events.popleft()
+        if self._body_owner is not request:
+            return True
+        if request.expect_continue and not self._continue_sent:
+            # RFC 9110 §10.1.1: the client may or may not send the content now; we cannot tell.
+            return False
+        self._skip_content = True
+        return True
+
+    # -- time ------------------------------------------------------------------------------------
+
+    @property
+    def deadline(self) -> float | None:
+        """When `handle_timeout()` is due; None while the application owes a response."""
+        if self.closed or self.sending_file:
+            return None
+        if self._in_message and not self._stopped:
+            return self._rx_deadline
+        if self._events or self._awaiting:
+            return None
+        return self._idle_since + self.idle_timeout
+
+    def refresh(self, now: float) -> None:
+        """Reading was paused on our side: restart the clock of a partly received request."""
+        if self._in_message:
+            self._rx_deadline = max(self._rx_deadline, now + self._timeout)
+
+    def handle_timeout(self, now: float, wall: float) -> bytes:
+        """The deadline passed: 408 for a request that stalled (RFC 9110 §15.5.9), else b""."""
+        if self._in_message and not self._stopped:
+            return self.send_error(408, now, wall)
+        self._stopped = self.closed = True
+        return b""
+
+    def drain(self) -> None:
+        """This worker is deprecated: the next response says `Connection: close`."""
+        self._draining = True
+
+    @property
+    def idle(self) -> bool:
+        """Between requests, with nothing received, queued or owed."""
+        return not (self._in_message or self._events or self._awaiting or self.sending_file)

@@ -1,0 +1,465 @@
+"""The worker's asyncio layer: accept on inherited listeners, move bytes, run timers, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+from pyws.supervisor.config.model import Config, OriginKind, VhostConfig
+from pyws.worker.http.connection import HTTPConnection, Limits
+from pyws.worker.http.dates import DateHeader
+from pyws.worker.http.events import END_OF_MESSAGE, ProtocolError, Request
+from pyws.worker.http.response import FileSpan, Response, error_response, serialize_fields
+from pyws.worker.routing import Route, Router
+from pyws.worker.static import FileMount, FileSender
+
+log = logging.getLogger("pyws.worker")
+
+LINGER_SECS = 2.0  # after our FIN, how long we read and drop bytes waiting for the client's
+
+
+@dataclass(frozen=True)
+class Listener:
+    """An inherited, already listening socket and the vhosts it serves, in config order."""
+
+    sock: socket.socket  # shared with other processes: closed here, never shut down
+    key: str  # e.g. "127.0.0.1:7681"
+    vhosts: tuple[VhostConfig, ...]
+
+
+class Origin(Protocol):
+    """What serves the requests routed to one mount."""
+
+    def handle(self, request: Request, route: Route) -> Response: ...
+
+
+class _Site:
+    """What the connections of one listener share: its router and the origins of its mounts."""
+
+    __slots__ = ("_origins", "_rejects", "router")
+
+    def __init__(
+        self,
+        listener: Listener,
+        origins: Mapping[int, Origin],
+        rejects: tuple[tuple[str, int, str], ...],
+    ) -> None:
+        self.router = Router(listener.vhosts)
+        self._origins = origins  # by id() of the MountConfig: hashing a config is not free
+        self._rejects = tuple((keyword.encode("latin-1"), status) for keyword, status, _ in rejects)
+
+    def respond(self, request: Request, route: Route) -> Response:
+        if self._rejects:
+            agent = request.header(b"user-agent") or b""
+            for keyword, status in self._rejects:
+                if keyword in agent:
+                    return error_response(status)  # lwsws `reject-service-keywords`
+        response = route.response or self._dispatch(request, route)
+        if response.status == 404 and route.vhost.error_document_404:
+            response = self._error_document(request, route.vhost.error_document_404, response)
+        return response
+
+    def _dispatch(self, request: Request, route: Route) -> Response:
+        origin = self._origins.get(id(route.mount))
+        if origin is None:
+            return error_response(501)  # an origin kind this worker cannot serve yet
+        if route.mount is not None and route.mount.basic_auth:
+            return error_response(403)  # basic-auth is not implemented: fail closed
+        return origin.handle(request, route)
+
+    def _error_document(self, request: Request, path: str, fallback: Response) -> Response:
+        plain = dataclasses.replace(request, conditional=False)
+        document_route = self.router.route(request.host, path.encode("utf-8"))
+        document = document_route.response or self._dispatch(plain, document_route)
+        if document.status != 200:
+            return fallback
+        return Response(404, document.headers, document.body, document.file)
+
+
+class HTTPProtocol(asyncio.Protocol):
+    """One client connection: feeds its HTTPConnection and moves the bytes both ways."""
+
+    _transport: asyncio.Transport  # from connection_made() on
+
+    def __init__(self, server: Server, site: _Site, loop: asyncio.AbstractEventLoop) -> None:
+        self._server = server
+        self._site = site
+        self._loop = loop
+        self._conn = server.new_connection(loop.time())
+        self._made = False
+        self._fd = -1
+        self._request: Request | None = None
+        self._route: Route | None = None
+        self._sender: FileSender | None = None
+        self._pending_file: tuple[bytes, FileSpan] | None = None
+        self._busy = False  # a file body is on its way: later requests wait
+        self._write_paused = False  # the transport holds more than its high-water mark
+        self._reading = True
+        self._eof = False  # the client will send nothing more
+        self._linger_until: float | None = None
+        self._stall_deadline = 0.0
+        self._stall_mark = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        # Counted from accept on, not from connection_made(), which comes a loop turn later:
+        # a drain in between must not find the worker empty and let it exit.
+        server.opened(self)
+
+    # -- asyncio callbacks ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._made = True
+        self._fd = transport.get_extra_info("socket").fileno()
+        if self._server.aborting:
+            self._transport.abort()
+        elif self._server.closing_idle:
+            self._transport.close()  # a stop: a connection that has sent nothing is idle
+        else:
+            self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._linger_until is not None:
+            return  # closing: what the client still sends is dropped
+        self._conn.receive_data(data, self._loop.time())
+        if self._busy or self._write_paused:
+            self._pause_reading()  # what is queued is bounded by what one read returns
+        else:
+            self._process()
+
+    def eof_received(self) -> bool:
+        if self._linger_until is not None or self._conn.idle:
+            return False  # the transport closes
+        self._eof = True  # a half-closing client still reads the answers it is owed
+        return True
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._stall_deadline = self._loop.time() + self._conn.idle_timeout
+        self._stall_mark = self._transport.get_write_buffer_size()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        pending = self._pending_file
+        if pending is not None:
+            self._pending_file = None
+            self._transport.set_write_buffer_limits()  # back to the defaults
+            self._start_sender(*pending)
+        if not self._busy:
+            self._process()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
+        self._pending_file = None
+        self._server.closed(self)
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        conn = self._conn
+        try:
+            while not (self._busy or self._write_paused):
+                event = conn.next_event()
+                if event is None:
+                    break
+                if event is END_OF_MESSAGE:
+                    self._respond()
+                elif type(event) is Request:
+                    self._begin(event)
+                # Data: no origin here reads request content; it is dropped.
+        except ProtocolError as exc:
+            log.debug("fd %d: %s", self._fd, exc)
+            self._transport.write(conn.send_error(exc.status, self._loop.time(), time.time()))
+        except Exception:  # the per-connection boundary: a bug here must not take others down
+            log.exception("fd %d: internal error", self._fd)
+            self._internal_error()
+        self._after_events()
+
+    def _after_events(self) -> None:
+        conn = self._conn
+        if conn.closed:
+            self._close()
+        elif self._eof and conn.idle:
+            self._transport.close()
+        else:
+            if not (self._busy or self._write_paused):
+                self._resume_reading()
+            self._arm()
+
+    def _begin(self, request: Request) -> None:
+        self._request = request
+        self._route = self._site.router.route(request.host, request.target)
+        if request.expect_continue:
+            self._transport.write(self._conn.send_continue())
+
+    def _respond(self) -> None:
+        request, route, conn = self._request, self._route, self._conn
+        assert request is not None and route is not None
+        response = self._site.respond(request, route)
+        conn.idle_timeout = route.keepalive_timeout
+        data = conn.send_response(response, self._loop.time(), time.time())
+        if conn.sending_file:
+            assert response.file is not None
+            self._send_file(data, response.file)
+        else:
+            self._transport.write(data)
+
+    def _internal_error(self) -> None:
+        if self._sender is None and not self._conn.closed and not self._busy:
+            self._transport.write(self._conn.send_error(500, self._loop.time(), time.time()))
+        else:
+            self._transport.abort()
+
+    # -- file bodies ------------------------------------------------------------------------------
+
+    def _send_file(self, head: bytes, span: FileSpan) -> None:
+        self._busy = True
+        self._pause_reading()
+        self._stall_deadline = self._loop.time() + self._conn.idle_timeout
+        if self._transport.get_write_buffer_size():
+            # The head must follow what the transport still holds: a zero high-water mark
+            # makes resume_writing() tell us when its buffer is empty.
+            self._pending_file = (head, span)
+            self._transport.set_write_buffer_limits(high=0)
+            return
+        self._start_sender(head, span)
+
+    def _start_sender(self, head: bytes, span: FileSpan) -> None:
+        try:
+            self._sender = FileSender(self._loop, self._fd, head, span, self._on_writable)
+        except OSError as exc:
+            # Nothing went out yet: the file vanished or changed since its headers were made.
+            log.info("fd %d: cannot send %s: %s", self._fd, span.path, exc)
+            self._busy = False
+            self._transport.write(self._conn.send_error(503, self._loop.time(), time.time()))
+            return
+        self._pump()
+
+    def _pump(self) -> bool:
+        """Push the file on; True once this response is complete and the connection goes on."""
+        sender = self._sender
+        assert sender is not None
+        before = sender.remaining
+        done = sender.pump()
+        if done is None:
+            if sender.remaining != before:
+                self._stall_deadline = self._loop.time() + self._conn.idle_timeout
+            return False
+        sender.close()
+        self._sender = None
+        if not done:
+            self._transport.abort()
+            return False
+        self._busy = False
+        self._conn.file_sent(self._loop.time())
+        return True
+
+    def _on_writable(self) -> None:
+        if self._pump():
+            self._process()
+
+    # -- closing and time -------------------------------------------------------------------------
+
+    def _pause_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if not self._reading and not self._transport.is_closing():
+            self._reading = True
+            self._transport.resume_reading()
+            self._conn.refresh(self._loop.time())
+
+    def _close(self) -> None:
+        """Close after the last response: FIN first, then read until the client's FIN (or a
+        short while), so our unread-data RST cannot destroy that response (RFC 9112 §9.6)."""
+        transport = self._transport
+        if self._linger_until is not None or transport.is_closing():
+            return
+        if self._eof:
+            transport.close()
+            return
+        self._linger_until = self._loop.time() + LINGER_SECS
+        transport.write_eof()
+        self._resume_reading()
+        self._arm()
+
+    def drain(self, close_idle: bool) -> None:
+        self._conn.drain()
+        if close_idle and self._made and self._conn.idle and self._linger_until is None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._made:
+            self._transport.abort()
+
+    def _deadline(self) -> float | None:
+        if self._linger_until is not None:
+            return self._linger_until
+        if self._busy or self._write_paused:
+            return self._stall_deadline
+        return self._conn.deadline
+
+    def _arm(self) -> None:
+        """One timer per connection, moved only when a deadline comes earlier: a later one is
+        picked up when the timer fires, so a busy keep-alive connection does no timer churn."""
+        deadline = self._deadline()
+        if deadline is None:
+            return
+        if self._timer is not None:
+            if self._timer_at <= deadline:
+                return
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        deadline = self._deadline()
+        if deadline is None:
+            return
+        if deadline > now:
+            self._arm()
+        else:
+            self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        transport = self._transport
+        if self._linger_until is not None:
+            transport.close()
+        elif self._busy or self._write_paused:
+            size = transport.get_write_buffer_size()
+            if self._write_paused and size < self._stall_mark:
+                self._stall_mark = size  # slow, but moving
+                self._stall_deadline = now + self._conn.idle_timeout
+                self._arm()
+                return
+            log.info("fd %d: client stopped reading, aborting", self._fd)
+            self._transport.abort()
+        else:
+            data = self._conn.handle_timeout(now, time.time())
+            if data:
+                transport.write(data)
+                self._close()
+            else:
+                transport.close()
+
+
+class Server:
+    """The HTTP server of one worker process, on the listeners it inherited.
+
+    Order of calls: `await start()`; later `drain()` when this generation is deprecated, then
+    `await wait_closed()`; `abort()` at any time ends every connection at once.
+    """
+
+    def __init__(self, config: Config, listeners: Sequence[Listener], *, generation: int) -> None:
+        self.config = config
+        self.generation = generation
+        self._listeners = tuple(listeners)
+        glob = config.global_
+        self._limits = Limits(timeout_secs=glob.timeout_secs)
+        self._dates = DateHeader()
+        self._server_field = b""
+        if glob.server_string:
+            self._server_field = serialize_fields([("Server", glob.server_string)])
+        origins: dict[int, Origin] = {}
+        for listener in self._listeners:
+            for vhost in listener.vhosts:
+                for mount in vhost.mounts:
+                    if mount.kind is OriginKind.FILE:
+                        origins[id(mount)] = FileMount(vhost, mount)
+                    if mount.basic_auth:
+                        log.warning(
+                            "%s%s: basic-auth is not supported, refusing all",
+                            vhost.name,
+                            mount.mountpoint,
+                        )
+        rejects = glob.reject_service_keywords
+        self._sites = [(listener, _Site(listener, origins, rejects)) for listener in listeners]
+        self._protocols: set[HTTPProtocol] = set()
+        self._servers: list[asyncio.AbstractServer] = []
+        self._draining = False
+        self.closing_idle = False  # a stop: idle connections close now
+        self.aborting = False
+        self._all_closed = asyncio.Event()
+
+    async def start(self) -> None:
+        """Accept on every listener (uvloop re-listens with `backlog`: the kernel caps it)."""
+        loop = asyncio.get_running_loop()
+        for listener, site in self._sites:
+            if self._draining:
+                return
+            sock = listener.sock
+
+            def factory(site: _Site = site) -> HTTPProtocol:
+                return HTTPProtocol(self, site, loop)
+
+            if sock.family == socket.AF_UNIX:
+                server = await loop.create_unix_server(factory, sock=sock, backlog=socket.SOMAXCONN)
+            else:
+                server = await loop.create_server(factory, sock=sock, backlog=socket.SOMAXCONN)
+            self._servers.append(server)
+            log.info("generation %d: serving %s", self.generation, listener.key)
+
+    def new_connection(self, now: float) -> HTTPConnection:
+        conn = HTTPConnection(self._limits, now, dates=self._dates, server=self._server_field)
+        if self._draining:
+            conn.drain()
+        return conn
+
+    def drain(self, *, close_idle: bool = False) -> None:
+        """Stop accepting: close this process's copies of the listeners (close, never shutdown:
+        other processes accept on them). Each open connection closes after its next response
+        or at its idle timeout; requests in flight finish. `close_idle` (a stop, not a reload)
+        closes the connections idle between requests now, at the risk of a racing request."""
+        self.closing_idle = self.closing_idle or close_idle
+        if not self._draining:
+            self._draining = True
+            for server in self._servers:
+                server.close()
+            if not self._servers:  # never started
+                for listener in self._listeners:
+                    listener.sock.close()
+            log.info("generation %d: draining %d connections", self.generation, self.connections)
+        for protocol in list(self._protocols):
+            protocol.drain(self.closing_idle)
+        self._check_closed()
+
+    async def wait_closed(self) -> None:
+        """Return once drain() was called and no client connection is left."""
+        await self._all_closed.wait()
+
+    @property
+    def connections(self) -> int:
+        return len(self._protocols)
+
+    def abort(self) -> None:
+        """Close every connection now (the deprecated timeout was reached, or a fatal error)."""
+        self.aborting = True
+        self.drain()
+        for protocol in list(self._protocols):
+            protocol.abort()
+
+    def opened(self, protocol: HTTPProtocol) -> None:
+        self._protocols.add(protocol)
+
+    def closed(self, protocol: HTTPProtocol) -> None:
+        self._protocols.discard(protocol)
+        self._check_closed()
+
+    def _check_closed(self) -> None:
+        if self._draining and not self._protocols:
+            self._all_closed.set()
