@@ -64,6 +64,8 @@ def read_status(root_pid: int, config_dir: str) -> RootStatus:
             if number not in states or _STATE_ORDER[state] < _STATE_ORDER[states[number]]:
                 states[number] = state
     generations = [_generation(n, states[n], procs) for n, procs in sorted(groups.items())]
+    # A generation whose every worker exited while we looked is gone.
+    generations = [g for g in generations if g.pids]
     return RootStatus(root_pid, time.time() - root.create_time(), config_dir, generations)
 
 

@@ -103,6 +103,7 @@ class WorkerLife:
         self.boot = boot
         self.server = Server(config, listeners, generation=boot.generation)
         self.draining = False
+        self.stopping = False
 
     async def run(self) -> int:
         await self.server.start()
@@ -113,21 +114,22 @@ class WorkerLife:
         loop.add_signal_handler(REOPEN_LOGS, self._reopen_logs)
         os.write(self.boot.status_fd, b"ready\n")
         os.close(self.boot.status_fd)
-        log.info("serving %d listener(s)", len(self.boot.listeners))
         await self.server.wait_closed()
         return EXIT_OK
 
     def drain(self, stopping: bool) -> None:
-        if self.draining:
+        """A reload drains; a stop also closes idle connections. A stop may follow a drain."""
+        if self.draining and (self.stopping or not stopping):
             return
+        first = not self.draining
         self.draining = True
+        self.stopping = stopping
         self._title("deprecated")
-        log.info("draining (%d connections)", self.server.connections)
         self.server.drain(close_idle=stopping)
         bound = self.config.global_.deprecated_timeout_secs
         if stopping and bound is None:
             bound = STOP_BOUND
-        if bound is not None:
+        if bound is not None and (first or stopping):
             asyncio.get_running_loop().call_later(bound, self._give_up)
 
     def _give_up(self) -> None:

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import cast
 
-from pyws.supervisor.config.model import Config, OriginKind, VhostConfig
+from pyws.supervisor.config.model import Config, VhostConfig
+from pyws.worker.dispatch import Site, build_origins
 from pyws.worker.http.connection import HTTPConnection, Limits
 from pyws.worker.http.dates import DateHeader
 from pyws.worker.http.events import END_OF_MESSAGE, ProtocolError, Request
-from pyws.worker.http.response import FileSpan, Response, error_response, serialize_fields
-from pyws.worker.routing import Route, Router
-from pyws.worker.static import FileMount, FileSender
+from pyws.worker.http.response import FileSpan, serialize_fields
+from pyws.worker.routing import Route
+from pyws.worker.static import FileSender
 
 log = logging.getLogger("pyws.worker")
 
@@ -33,61 +33,12 @@ class Listener:
     vhosts: tuple[VhostConfig, ...]
 
 
-class Origin(Protocol):
-    """What serves the requests routed to one mount."""
-
-    def handle(self, request: Request, route: Route) -> Response: ...
-
-
-class _Site:
-    """What the connections of one listener share: its router and the origins of its mounts."""
-
-    __slots__ = ("_origins", "_rejects", "router")
-
-    def __init__(
-        self,
-        listener: Listener,
-        origins: Mapping[int, Origin],
-        rejects: tuple[tuple[str, int, str], ...],
-    ) -> None:
-        self.router = Router(listener.vhosts)
-        self._origins = origins  # by id() of the MountConfig: hashing a config is not free
-        self._rejects = tuple((keyword.encode("latin-1"), status) for keyword, status, _ in rejects)
-
-    def respond(self, request: Request, route: Route) -> Response:
-        if self._rejects:
-            agent = request.header(b"user-agent") or b""
-            for keyword, status in self._rejects:
-                if keyword in agent:
-                    return error_response(status)  # lwsws `reject-service-keywords`
-        response = route.response or self._dispatch(request, route)
-        if response.status == 404 and route.vhost.error_document_404:
-            response = self._error_document(request, route.vhost.error_document_404, response)
-        return response
-
-    def _dispatch(self, request: Request, route: Route) -> Response:
-        origin = self._origins.get(id(route.mount))
-        if origin is None:
-            return error_response(501)  # an origin kind this worker cannot serve yet
-        if route.mount is not None and route.mount.basic_auth:
-            return error_response(403)  # basic-auth is not implemented: fail closed
-        return origin.handle(request, route)
-
-    def _error_document(self, request: Request, path: str, fallback: Response) -> Response:
-        plain = dataclasses.replace(request, conditional=False)
-        document_route = self.router.route(request.host, path.encode("utf-8"))
-        document = document_route.response or self._dispatch(plain, document_route)
-        if document.status != 200:
-            return fallback
-        return Response(404, document.headers, document.body, document.file)
-
-
 class HTTPProtocol(asyncio.Protocol):
     """One client connection: feeds its HTTPConnection and moves the bytes both ways."""
 
     _transport: asyncio.Transport  # from connection_made() on
 
-    def __init__(self, server: Server, site: _Site, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, server: Server, site: Site, loop: asyncio.AbstractEventLoop) -> None:
         self._server = server
         self._site = site
         self._loop = loop
@@ -375,20 +326,9 @@ class Server:
         self._server_field = b""
         if glob.server_string:
             self._server_field = serialize_fields([("Server", glob.server_string)])
-        origins: dict[int, Origin] = {}
-        for listener in self._listeners:
-            for vhost in listener.vhosts:
-                for mount in vhost.mounts:
-                    if mount.kind is OriginKind.FILE:
-                        origins[id(mount)] = FileMount(vhost, mount)
-                    if mount.basic_auth:
-                        log.warning(
-                            "%s%s: basic-auth is not supported, refusing all",
-                            vhost.name,
-                            mount.mountpoint,
-                        )
+        origins = build_origins(vhost for listener in listeners for vhost in listener.vhosts)
         rejects = glob.reject_service_keywords
-        self._sites = [(listener, _Site(listener, origins, rejects)) for listener in listeners]
+        self._sites = [(lst, Site(lst.vhosts, origins, rejects)) for lst in listeners]
         self._protocols: set[HTTPProtocol] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self._draining = False
@@ -404,7 +344,7 @@ class Server:
                 return
             sock = listener.sock
 
-            def factory(site: _Site = site) -> HTTPProtocol:
+            def factory(site: Site = site) -> HTTPProtocol:
                 return HTTPProtocol(self, site, loop)
 
             if sock.family == socket.AF_UNIX:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -145,3 +146,22 @@ def test_sd_notify_protocol(pyws: Pyws, tmp_path: Path) -> None:
         pyws.proc.send_signal(signal.SIGTERM)
         assert sock.recv(4096) == b"STOPPING=1"
         assert pyws.proc.wait(20) == 0
+
+
+def test_stop_closes_idle_keepalive_connections_of_every_generation(pyws: Pyws) -> None:
+    pyws.start()
+    idle = socket.create_connection(("127.0.0.1", pyws.port()))
+    idle.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+    assert pyws.reload().returncode == 0
+    # Generation 1 drains, holding the idle connection until its keep-alive timeout...
+    assert [g["state"] for g in pyws.generations()] == ["deprecated", "active"]
+    assert pyws.proc is not None
+    started = time.monotonic()
+    pyws.proc.send_signal(signal.SIGTERM)
+    # ...but a stop closes idle connections now rather than after 60 s.
+    assert pyws.proc.wait(20) == 0
+    assert time.monotonic() - started < 5
+    idle.settimeout(5)
+    assert idle.recv(65536) == b""
+    idle.close()
