@@ -7,9 +7,15 @@ Never call shutdown() on one: it would stop the socket for every process.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import grp
 import ipaddress
 import logging
+import os
+import pwd
 import socket
+import stat
 from collections.abc import Iterable
 
 from pyws.supervisor.config.model import VhostConfig
@@ -27,6 +33,8 @@ def bind_listener(vhost: VhostConfig) -> socket.socket:
     """Bind and listen for one vhost's address; raises ListenerError naming it."""
     host = vhost.interface
     try:
+        if vhost.unix_socket and host is not None:
+            return _bind_unix(host, vhost.unix_socket_perms)
         if host is None:
             return _bind_any(vhost.port)
         try:
@@ -74,8 +82,46 @@ def _bind_device(name: str, port: int) -> socket.socket:
     return sock
 
 
+def _bind_unix(path: str, perms: str | None) -> socket.socket:
+    """A unix listener, mode 0600 as lwsws makes it; `perms` ("user:group") picks its owner."""
+    uid, gid = _owner(perms)
+    if os.path.exists(path):
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+        with socket.socket(socket.AF_UNIX) as probe:
+            if probe.connect_ex(path) == 0:
+                raise OSError(errno.EADDRINUSE, f"another server listens on {path}")
+        os.unlink(path)  # left behind by a server that died
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # no window in which the socket is more open than 0600
+    try:
+        sock.bind(path)
+        os.chown(path, uid, gid)
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old_umask)
+    return sock
+
+
+def _owner(perms: str | None) -> tuple[int, int]:
+    if not perms:
+        return -1, -1
+    user, _, group = perms.partition(":")
+    try:
+        uid = pwd.getpwnam(user).pw_uid if user else -1
+        gid = grp.getgrnam(group).gr_gid if group else -1
+    except KeyError as exc:
+        raise OSError(errno.EINVAL, f"unix-socket-perms {perms!r}: no such user or group") from exc
+    return uid, gid
+
+
 def listener_address(sock: socket.socket) -> str:
     """What the socket really listens on (port 0 in a config becomes the kernel's pick)."""
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{sock.getsockname()}"
     host, port = sock.getsockname()[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -103,7 +149,12 @@ class ListenerSet:
     def keep_only(self, keys: set[str]) -> None:
         for key in [k for k in self.sockets if k not in keys]:
             log.info("closing listener %s", key)
-            self.sockets.pop(key).close()
+            sock = self.sockets.pop(key)
+            if sock.family == socket.AF_UNIX:
+                # Workers hold no path, only the fd: the name goes with the root's listener.
+                with contextlib.suppress(OSError):
+                    os.unlink(sock.getsockname())
+            sock.close()
 
     def close(self) -> None:
         self.keep_only(set())

@@ -6,6 +6,7 @@ listeners and client connections. Nothing is asked of the root itself.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -70,6 +71,7 @@ def read_status(root_pid: int, config_dir: str) -> RootStatus:
 
 
 def _generation(number: int, state: str, procs: list[psutil.Process]) -> GenerationStatus:
+    unix_listening = _unix_listening_inodes()
     connections = rss = 0
     listeners: set[str] = set()
     started = time.time()
@@ -84,6 +86,9 @@ def _generation(number: int, state: str, procs: list[psutil.Process]) -> Generat
                         listeners.add(_address(conn.laddr))
                     elif conn.status == psutil.CONN_ESTABLISHED:
                         connections += 1
+                unix_listeners, unix_connections = _unix_sockets(proc, unix_listening)
+                listeners |= unix_listeners
+                connections += unix_connections
             pids.append(proc.pid)
         except psutil.Error:
             continue
@@ -96,6 +101,37 @@ def _generation(number: int, state: str, procs: list[psutil.Process]) -> Generat
         started_at=datetime.fromtimestamp(started, UTC).isoformat(),
         listeners=sorted(listeners),
     )
+
+
+# /proc/net/unix flags a listening socket with __SO_ACCEPTCON; psutil does not expose it.
+_SO_ACCEPTCON = 0x10000
+
+
+def _unix_listening_inodes() -> set[str]:
+    try:
+        with open("/proc/net/unix") as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+    except OSError:
+        return set()
+    return {row[6] for row in rows if len(row) >= 7 and int(row[3], 16) & _SO_ACCEPTCON}
+
+
+def _unix_sockets(proc: psutil.Process, listening: set[str]) -> tuple[set[str], int]:
+    """A worker's unix listeners and accepted unix connections (both carry the path)."""
+    listeners: set[str] = set()
+    connections = 0
+    for conn in proc.net_connections(kind="unix"):
+        if not conn.laddr:
+            continue
+        try:
+            inode = os.readlink(f"/proc/{proc.pid}/fd/{conn.fd}")[len("socket:[") : -1]
+        except OSError:
+            continue
+        if inode in listening:
+            listeners.add(f"unix:{conn.laddr}")
+        else:
+            connections += 1
+    return listeners, connections
 
 
 def _address(addr: Any) -> str:

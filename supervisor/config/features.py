@@ -38,8 +38,6 @@ NOT_BUILT: dict[str, Pending] = {
     "global.ws-pingpong-secs": Pending("ws-pingpong-secs", _WS),
     "global.init-ssl": _TLS,
     "global.reject-service-keywords": Pending("reject-service-keywords", _HTTP),
-    "vhost.unix-socket": Pending("unix-socket listening", _HTTP),
-    "vhost.unix-socket-perms": Pending("unix-socket listening", _HTTP),
     "vhost.noipv6": Pending("noipv6", _HTTP),
     "vhost.ipv6only": Pending("ipv6only", _HTTP),
     "vhost.sts": Pending("sts", _HTTP),
