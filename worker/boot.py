@@ -87,12 +87,18 @@ def main(argv: list[str]) -> int:
     listeners = adopt_listeners(config, boot.listeners)
     try:
         load_plugin_modules(config.global_.plugin_dirs)
+        # Built while still root: origins read what the worker may not read later
+        # (basic-auth credential files, log files opened for append).
+        life = WorkerLife(config, listeners, boot)
         preload_lazy_modules()
         drop_privileges(config.global_.username, config.global_.groupname, boot.root_pid)
     except (PluginError, PrivilegeError, OSError) as exc:
         log.error("cannot boot: %s", exc)
         return EXIT_WORKER_BOOT
-    return uvloop.run(WorkerLife(config, listeners, boot).run())
+    except Exception:  # the boot boundary: any failure here is a boot failure, not a crash
+        log.exception("cannot boot")
+        return EXIT_WORKER_BOOT
+    return uvloop.run(life.run())
 
 
 class WorkerLife:
