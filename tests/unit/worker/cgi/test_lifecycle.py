@@ -1,0 +1,164 @@
+"""Every ordering of the CGI facts ends with a whole or correctly failed response and a
+reaped child: the lighttpd mod_cgi race (bug #2217) cannot happen by construction."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+
+import pytest
+
+from pyws.worker.cgi.lifecycle import (
+    AbortResponse,
+    CGILifecycle,
+    ChildExited,
+    ClientGone,
+    Command,
+    EndResponse,
+    Fact,
+    GraceExpired,
+    KillGroup,
+    SendBody,
+    SendError,
+    SendHead,
+    StderrEOF,
+    StdoutData,
+    StdoutEOF,
+    StopReading,
+    TimedOut,
+)
+
+GOOD = b"Content-type: text/html\n\nPlain text cxx!\n"  # the seed's script output
+NO_BLANK_LINE = b"Content-type: text/html\nPlain text"
+NO_TYPE = b"X-A: 1\n\nbody"
+OUTPUTS = {"good": GOOD, "unterminated": NO_BLANK_LINE, "no-type": NO_TYPE}
+
+# The six facts of the issue, in every order.
+SIX = ("exit", "data", "eof", "stderr-eof", "client-gone", "timeout")
+
+
+def fact(name: str, output: bytes, code: int) -> Fact:
+    facts: dict[str, Fact] = {
+        "exit": ChildExited(code),
+        "data": StdoutData(output),
+        "eof": StdoutEOF(),
+        "stderr-eof": StderrEOF(),
+        "client-gone": ClientGone(),
+        "timeout": TimedOut(),
+    }
+    return facts[name]
+
+
+def run(order: tuple[str, ...], output: bytes, code: int) -> tuple[CGILifecycle, list[Command]]:
+    """Feed the facts as the process layer would, then what a kill brings about."""
+    machine = CGILifecycle("/srv/cgi/test")
+    commands: list[Command] = []
+    for name in order:
+        commands += machine.handle(fact(name, output, code))
+    if any(isinstance(c, KillGroup) for c in commands):
+        commands += machine.handle(GraceExpired())
+    return machine, commands
+
+
+def check_response(order: tuple[str, ...], output: bytes, commands: list[Command]) -> None:
+    heads = [c for c in commands if isinstance(c, SendHead | SendError)]
+    ends = [c for c in commands if isinstance(c, EndResponse | AbortResponse)]
+    client_gone_at = order.index("client-gone")
+    timeout_at = order.index("timeout")
+    eof_at = order.index("eof")
+    data_at = order.index("data")
+    whole = output == GOOD and data_at < eof_at < min(client_gone_at, timeout_at)
+    if whole:
+        # The response is whole however the exit and stderr fell around it.
+        assert [type(c) for c in heads] == [SendHead]
+        assert ends == [EndResponse()]
+        body = b"".join(c.data for c in commands if isinstance(c, SendBody))
+        assert body == b"Plain text cxx!\n"
+        return
+    # Otherwise it failed correctly: at most one head, never a clean end after a failure.
+    assert len(heads) <= 1
+    assert EndResponse() not in commands
+    if heads and isinstance(heads[0], SendHead):
+        gone_first = client_gone_at < timeout_at
+        assert ends == ([] if gone_first else [AbortResponse()])
+    if heads and isinstance(heads[0], SendError):
+        assert heads[0].status in (502, 504)
+        assert ends == []
+
+
+@pytest.mark.parametrize("output", list(OUTPUTS), ids=list(OUTPUTS))
+@pytest.mark.parametrize("code", [0, 1, -signal.SIGSEGV])
+def test_every_ordering_ends_well(output: str, code: int) -> None:
+    for order in itertools.permutations(SIX):
+        machine, commands = run(order, OUTPUTS[output], code)
+        assert machine.done, order
+        assert not machine.child_alive, order  # reaped: the exit was seen and recorded
+        assert machine.outcome in ("complete", "failed"), order
+        check_response(order, OUTPUTS[output], commands)
+        # Nothing is sent after the client left.
+        gone = order.index("client-gone")
+        sent_after = run(order[: gone + 1], OUTPUTS[output], code)[1]
+        assert len([c for c in commands if isinstance(c, SendBody)]) == len(
+            [c for c in sent_after if isinstance(c, SendBody)]
+        ), order
+
+
+def test_exit_before_eof_still_completes() -> None:
+    """The seed's race: the script exits while its output still sits in the pipe."""
+    machine = CGILifecycle("s")
+    commands = machine.handle(StdoutData(GOOD[:10]))
+    commands += machine.handle(ChildExited(0))
+    assert not machine.done
+    commands += machine.handle(StdoutData(GOOD[10:]))
+    commands += machine.handle(StdoutEOF())
+    commands += machine.handle(StderrEOF())
+    assert machine.done and machine.outcome == "complete"
+    assert commands[-1] == EndResponse()
+
+
+def test_grandchild_holding_stdout_keeps_the_response_open_until_timeout() -> None:
+    machine = CGILifecycle("s")
+    machine.handle(StdoutData(b"Content-Type: text/plain\n\npartial"))
+    machine.handle(ChildExited(0))
+    machine.handle(StderrEOF())
+    assert not machine.done and machine.outcome is None
+    commands = machine.handle(TimedOut())
+    assert AbortResponse() in commands  # headers were sent: close the connection
+    assert KillGroup(signal.SIGTERM) in commands and StopReading() in commands
+    assert machine.handle(GraceExpired()) == []  # pipes closed, child reaped
+    assert machine.done
+
+
+def test_timeout_before_headers_is_504_and_kills_the_group() -> None:
+    machine = CGILifecycle("s")
+    commands = machine.handle(TimedOut())
+    assert SendError(504) in commands
+    assert KillGroup(signal.SIGTERM) in commands
+    assert machine.handle(GraceExpired()) == [KillGroup(signal.SIGKILL)]
+    machine.handle(ChildExited(-signal.SIGKILL))
+    assert machine.done
+
+
+def test_content_length_is_honoured() -> None:
+    machine = CGILifecycle("s")
+    commands = machine.handle(StdoutData(b"Content-Type: a/b\nContent-Length: 3\n\nabcdef"))
+    assert commands[-1] == SendBody(b"abc")
+    assert machine.handle(StdoutEOF()) == [EndResponse()]
+
+
+def test_short_body_aborts() -> None:
+    machine = CGILifecycle("s")
+    machine.handle(StdoutData(b"Content-Type: a/b\nContent-Length: 9\n\nabc"))
+    commands = machine.handle(StdoutEOF())
+    assert AbortResponse() in commands and machine.outcome == "failed"
+
+
+def test_client_leaving_after_a_whole_response_does_not_kill_a_lingering_script() -> None:
+    machine = CGILifecycle("s")
+    machine.handle(StdoutData(GOOD))
+    machine.handle(StdoutEOF())
+    machine.handle(StderrEOF())
+    assert machine.handle(ClientGone()) == []
+    assert machine.outcome == "complete" and not machine.done
+    machine.handle(ChildExited(0))
+    assert machine.done

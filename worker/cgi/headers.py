@@ -1,0 +1,72 @@
+"""Parsing a CGI script's response header section (RFC 3875 §6.2, §6.3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_HEADER_BYTES = 65536
+
+# Hop-by-hop and framing fields are the server's business, not the script's (RFC 9110 §7.6.1).
+_DROPPED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te"})
+
+
+class CGIHeaderError(Exception):
+    """The script's output is not a valid CGI response: the client gets 502."""
+
+
+@dataclass(frozen=True, slots=True)
+class CGIHead:
+    status: int
+    reason: bytes
+    headers: tuple[tuple[bytes, bytes], ...]  # as the script sent them, minus Status
+    content_length: int | None
+
+
+def find_header_end(buffer: bytes | bytearray) -> tuple[int, int] | None:
+    """(end of the header section, start of the body): the first blank line, whether the
+    script ends its lines with LF or CRLF (RFC 3875 §6 allows either)."""
+    lf = buffer.find(b"\n\n")
+    crlf = buffer.find(b"\n\r\n")
+    found = [(i, i + 2) for i in (lf,) if i >= 0] + [(i, i + 3) for i in (crlf,) if i >= 0]
+    return min(found) if found else None
+
+
+def parse_cgi_head(section: bytes) -> CGIHead:
+    status, reason = 0, b""
+    headers: list[tuple[bytes, bytes]] = []
+    content_length: int | None = None
+    has_type = has_location = False
+    for raw in section.split(b"\n"):
+        line = raw.rstrip(b"\r")
+        if not line:
+            continue
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name != name.strip() or b" " in name:
+            raise CGIHeaderError(f"malformed header line {line[:80]!r}")
+        value = value.strip()
+        key = name.lower()
+        if key == b"status":
+            status, reason = _parse_status(value)
+            continue
+        if key in _DROPPED:
+            continue
+        if key == b"content-length":
+            if not value.isdigit():
+                raise CGIHeaderError(f"bad Content-Length {value[:40]!r}")
+            content_length = int(value)
+        has_type |= key == b"content-type"
+        has_location |= key == b"location"
+        headers.append((name, value))
+    if not status:
+        # RFC 3875 §6.2.3: a redirect response without Status is a 302.
+        status, reason = (302, b"Found") if has_location else (200, b"OK")
+    if not has_type and not has_location:
+        raise CGIHeaderError("the script sent no Content-Type")
+    return CGIHead(status, reason, tuple(headers), content_length)
+
+
+def _parse_status(value: bytes) -> tuple[int, bytes]:
+    code, _, reason = value.partition(b" ")
+    if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 599:
+        raise CGIHeaderError(f"bad Status {value[:40]!r}")
+    return int(code), reason.strip()

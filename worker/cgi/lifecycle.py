@@ -1,0 +1,251 @@
+"""The life of one CGI request as a sans-I/O state machine: facts in, commands out.
+
+The lighttpd mod_cgi race (a child reaped before its stdout was drained, and a
+response never finished) cannot happen here by construction:
+- the response ends only on EOF of stdout (or a failure), never on the child's exit;
+- the child's exit is just a fact to record: reaping is the process layer's job and
+  happens whenever the exit is seen, in any order relative to EOF;
+- the request is over (`done`) only when the response has ended AND the child was
+  reaped AND both pipes are closed, so nothing is dropped and nothing leaks.
+
+Order of calls: feed facts with `handle()`; carry out the returned commands; after
+`KillGroup(SIGTERM)` arm a grace timer and feed `GraceExpired`; stop when `done`.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+
+from pyws.worker.cgi.headers import (
+    MAX_HEADER_BYTES,
+    CGIHead,
+    CGIHeaderError,
+    find_header_end,
+    parse_cgi_head,
+)
+
+# Facts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StdoutData:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StdoutEOF:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StderrEOF:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ChildExited:
+    code: int  # exit status, or -signal
+
+
+@dataclass(frozen=True, slots=True)
+class ClientGone:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOut:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GraceExpired:
+    """SIGTERM was sent a while ago and the group may still be alive."""
+
+
+Fact = StdoutData | StdoutEOF | StderrEOF | ChildExited | ClientGone | TimedOut | GraceExpired
+
+
+# Commands -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendHead:
+    head: CGIHead
+
+
+@dataclass(frozen=True, slots=True)
+class SendBody:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndResponse:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SendError:
+    """No header was sent yet: answer with this status instead."""
+
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class AbortResponse:
+    """A header was sent: the only honest way to fail now is to close the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class KillGroup:
+    signum: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopReading:
+    """Close our ends of stdout and stderr: nothing more will be forwarded."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogError:
+    message: str
+
+
+Command = (
+    SendHead
+    | SendBody
+    | EndResponse
+    | SendError
+    | AbortResponse
+    | KillGroup
+    | StopReading
+    | LogError
+)
+
+
+@dataclass
+class CGILifecycle:
+    """One request's state. `outcome` is None until the response has ended."""
+
+    script: str
+    outcome: str | None = None  # "complete" | "failed"
+    head_sent: bool = False
+    stdout_open: bool = True
+    stderr_open: bool = True
+    child_alive: bool = True
+    client_open: bool = True
+    exit_code: int | None = None
+    _buffer: bytearray = field(default_factory=bytearray)
+    _remaining: int | None = None  # body bytes still owed when the script set Content-Length
+
+    @property
+    def done(self) -> bool:
+        return (
+            self.outcome is not None
+            and not self.child_alive
+            and not self.stdout_open
+            and not self.stderr_open
+        )
+
+    def handle(self, fact: Fact) -> list[Command]:
+        match fact:
+            case StdoutData(data):
+                return self._on_data(data)
+            case StdoutEOF():
+                return self._on_eof()
+            case StderrEOF():
+                self.stderr_open = False
+                return []
+            case ChildExited(code):
+                return self._on_exit(code)
+            case ClientGone():
+                self.client_open = False
+                if self.outcome is not None:
+                    return []  # the response was whole: a lingering script may finish its work
+                self.outcome = "failed"
+                return self._kill()
+            case TimedOut():
+                return self._on_timeout()
+            case GraceExpired():
+                alive = self.child_alive or self.stdout_open
+                return [KillGroup(signal.SIGKILL)] if alive else []
+        raise AssertionError(fact)
+
+    def _on_data(self, data: bytes) -> list[Command]:
+        if self.outcome is not None or not self.stdout_open:
+            return []
+        if self.head_sent:
+            return self._body(data)
+        self._buffer += data
+        bounds = find_header_end(self._buffer)
+        if bounds is None:
+            if len(self._buffer) > MAX_HEADER_BYTES:
+                return self._fail(502, "header section larger than 64 KiB")
+            return []
+        end, body_start = bounds
+        try:
+            head = parse_cgi_head(bytes(self._buffer[:end]))
+        except CGIHeaderError as exc:
+            return self._fail(502, str(exc))
+        rest = bytes(self._buffer[body_start:])
+        self._buffer.clear()
+        self.head_sent = True
+        self._remaining = head.content_length
+        return [SendHead(head), *self._body(rest)]
+
+    def _body(self, data: bytes) -> list[Command]:
+        if self._remaining is not None:
+            data = data[: self._remaining]  # never send more than the script declared
+            self._remaining -= len(data)
+        return [SendBody(data)] if data and self.client_open else []
+
+    def _on_eof(self) -> list[Command]:
+        self.stdout_open = False
+        if self.outcome is not None:
+            return []
+        if not self.head_sent:
+            return self._fail(502, f"output ended before a complete header section{self._why()}")
+        if self._remaining:
+            return self._fail(502, f"output ended {self._remaining} bytes short of Content-Length")
+        self.outcome = "complete"
+        return [EndResponse()] if self.client_open else []
+
+    def _on_exit(self, code: int) -> list[Command]:
+        self.child_alive = False
+        self.exit_code = code
+        if code != 0:
+            return [LogError(f"{self.script} exited with {_describe(code)}")]
+        return []
+
+    def _on_timeout(self) -> list[Command]:
+        cmds: list[Command] = []
+        if self.outcome is None:
+            cmds += self._fail(504, "cgi-timeout reached")
+        # The response may be complete while the script (or a grandchild holding
+        # stdout) lingers: the timeout ends the whole process group either way.
+        return cmds + self._kill()
+
+    def _fail(self, status: int, message: str) -> list[Command]:
+        self.outcome = "failed"
+        cmds: list[Command] = [LogError(f"{self.script}: {message}")]
+        if self.client_open:
+            cmds.append(AbortResponse() if self.head_sent else SendError(status))
+        return cmds + self._kill()
+
+    def _kill(self) -> list[Command]:
+        cmds: list[Command] = []
+        if self.child_alive or self.stdout_open:
+            cmds.append(KillGroup(signal.SIGTERM))
+        if self.stdout_open or self.stderr_open:
+            self.stdout_open = self.stderr_open = False
+            cmds.append(StopReading())
+        return cmds
+
+    def _why(self) -> str:
+        return "" if self.exit_code is None else f" (it exited with {_describe(self.exit_code)})"
+
+
+def _describe(code: int) -> str:
+    if code < 0:
+        return f"signal {signal.Signals(-code).name}"
+    return f"code {code}"
