@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import faulthandler
 import json
 import logging
@@ -59,6 +60,16 @@ def read_boot_document(fd: int) -> BootDocument:
     )
 
 
+def close_on_exec_everything() -> None:
+    """Mark every inherited fd above 2 close-on-exec: CGI scripts must see fds 0-2 only,
+    and uvloop's subprocess_exec does not close the rest."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                os.set_inheritable(fd, False)
+
+
 def adopt_listeners(config: Config, fds: dict[str, int]) -> list[Listener]:
     listeners = []
     for key, fd in fds.items():
@@ -76,6 +87,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="pyws.worker")
     parser.add_argument("--boot-fd", type=int, required=True)
     boot = read_boot_document(parser.parse_args(argv).boot_fd)
+    close_on_exec_everything()
     faulthandler.enable()  # a fatal signal leaves a traceback in the log
     setup_logging(parse_level(boot.log_level), f"pyws-worker gen={boot.generation}")
     setproctitle.setproctitle(f"pyws: worker gen={boot.generation} starting")
