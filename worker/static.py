@@ -7,6 +7,7 @@ import errno
 import os
 import socket
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,14 +16,18 @@ from pyws.worker.http.dates import format_http_date
 from pyws.worker.http.events import Request
 from pyws.worker.http.preconditions import (
     RangeNotSatisfiable,
+    Span,
     evaluate_preconditions,
-    select_range,
+    select_ranges,
 )
 from pyws.worker.http.response import (
+    MULTIPART_TYPE,
     FileSpan,
+    Part,
     Response,
     error_response,
     redirect_response,
+    serialize_byteranges,
     serialize_fields,
 )
 from pyws.worker.mimetypes import MimeTypes
@@ -38,13 +43,31 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO swapped in mu
 
 
 def cache_control(mount: MountConfig) -> str:
-    """lwsws's policy: uncacheable unless the mount sets both cache-max-age and cache-reuse."""
+    """The Cache-Control value lwsws gives a mount's files (libwebsockets lws_serve_http_file).
+
+    Uncacheable (`no-store`) unless the mount sets both `cache-max-age` (non-zero) and
+    `cache-reuse`; then `[must-revalidate, ]private|public, max-age=N`, where
+    `cache-revalidate` adds must-revalidate and `cache-intermediaries` makes it public.
+    `cache-no` (a bit of lws's mount struct that lwsws never sets) forces `no-store`.
+    """
     if mount.cache_no or not (mount.cache_max_age and mount.cache_reuse):
         return "no-store"
     scope = "public" if mount.cache_intermediaries else "private"
     if mount.cache_revalidate:
         return f"must-revalidate, {scope}, max-age={mount.cache_max_age}"
     return f"{scope}, max-age={mount.cache_max_age}"
+
+
+def mount_fields(vhost: VhostConfig, mount: MountConfig) -> bytes:
+    """The header lines every file of the mount carries: Cache-Control, then `headers`.
+
+    A Cache-Control among the vhost's or mount's `headers` replaces ours rather than
+    contradicting it (lws likewise leaves it out when an origin supplies one).
+    """
+    extra = (*vhost.headers, *mount.headers)
+    if any(name.lower() == "cache-control" for name, _ in extra):
+        return serialize_fields(extra)
+    return serialize_fields((("Cache-Control", cache_control(mount)), *extra))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +86,21 @@ class _Entry:
 
 
 class FileMount:
-    """A file:// mount: answers GET and HEAD (405 otherwise), never outside its directory."""
+    """A file:// mount: answers GET and HEAD (405 otherwise), never outside its directory.
+
+    A directory (the mount root included) serves its `default` document (index.html unless
+    set); there is no listing: without that document the answer is 404, as in lwsws, and with
+    `default` set to "" or "/" it is 403. A file whose suffix no mimetype covers is 415.
+    Every file answer carries a quoted ETag, Last-Modified and the mount's Cache-Control;
+    conditional and Range requests are answered from the same cached entry.
+    """
 
     def __init__(self, vhost: VhostConfig, mount: MountConfig) -> None:
         self._root = os.path.realpath(mount.target)
         self._prefix = self._root.rstrip("/") + "/"
         self._default = mount.default.strip("/")
         self._mimetypes = MimeTypes(mount.extra_mimetypes)
-        fields = (("Cache-Control", cache_control(mount)), *vhost.headers, *mount.headers)
-        self._fields = serialize_fields(fields)
+        self._fields = mount_fields(vhost, mount)  # once per mount, never per request
         self._entries: dict[str, _Entry] = {}
         self._cached_bytes = 0
 
@@ -113,11 +142,11 @@ class FileMount:
             return redirect_response(location_for(route.path + "/", route.query))
         if not stat.S_ISREG(st.st_mode):
             return error_response(403)
-        mimetype = self._mimetypes.lookup(real)
-        if mimetype is None:
+        content_type = self._mimetypes.field(real)
+        if content_type is None:
             return error_response(415)  # lwsws: an unknown suffix is never served
         try:
-            entry = self._make_entry(fs_path, real, mimetype)
+            entry = self._make_entry(fs_path, real, content_type)
         except PermissionError:
             return error_response(403)
         except OSError:
@@ -125,7 +154,7 @@ class FileMount:
         self._remember(route.remainder, entry)
         return self._conditional(entry, request) if request.conditional else entry.ok
 
-    def _make_entry(self, fs_path: str, real: str, mimetype: str) -> _Entry:
+    def _make_entry(self, fs_path: str, real: str, content_type: bytes) -> _Entry:
         fd = os.open(real, _OPEN_FLAGS)
         try:
             st = os.fstat(fd)
@@ -141,7 +170,6 @@ class FileMount:
         validators = (
             b"ETag: " + etag + b"\r\nLast-Modified: " + format_http_date(mtime).encode() + b"\r\n"
         ) + self._fields
-        content_type = b"Content-Type: " + mimetype.encode("latin-1") + b"\r\n" if mimetype else b""
         headers = content_type + b"Content-Length: %d\r\nAccept-Ranges: bytes\r\n" % size
         if body is None:
             ok = Response(200, headers + validators, file=FileSpan(real, 0, size, identity))
@@ -160,25 +188,17 @@ class FileMount:
         if status:
             return error_response(status)
         size = entry.identity[2]
+        # §8.8.2.2: a Last-Modified of the second still running may hide a second change.
+        settled = time.time_ns() - entry.identity[3] >= 1_000_000_000
         try:
-            chosen = select_range(request, size, entry.etag, entry.mtime)
+            spans = select_ranges(request, size, entry.etag, entry.mtime, date_is_strong=settled)
         except RangeNotSatisfiable:
             return Response(416, b"Content-Range: bytes */%d\r\nContent-Length: 0\r\n" % size)
-        if chosen is None:
+        if spans is None:
             return entry.ok
-        first, last = chosen
-        count = last - first + 1
-        headers = (
-            entry.content_type
-            + b"Content-Length: %d\r\nContent-Range: bytes %d-%d/%d\r\n"
-            % (count, first, last, size)
-            + entry.validators
-        )
-        if entry.body is not None:
-            return Response(206, headers, entry.body[first : last + 1])
-        span = entry.ok.file
-        assert span is not None  # an entry without a body always has a file span
-        return Response(206, headers, file=FileSpan(span.path, first, count, span.identity))
+        if len(spans) == 1:
+            return _single_part(entry, spans[0])
+        return _multipart(entry, spans)
 
     def _remember(self, key: str, entry: _Entry) -> None:
         cost = 0 if entry.body is None else len(entry.body)
@@ -193,6 +213,37 @@ class FileMount:
         entry = self._entries.pop(key, None)
         if entry is not None and entry.body is not None:
             self._cached_bytes -= len(entry.body)
+
+
+def _single_part(entry: _Entry, span: Span) -> Response:
+    """206 with one Content-Range (RFC 9110 §14.4)."""
+    first, last = span
+    count = last - first + 1
+    headers = (
+        entry.content_type
+        + b"Content-Length: %d\r\nContent-Range: bytes %d-%d/%d\r\n"
+        % (count, first, last, entry.identity[2])
+        + entry.validators
+    )
+    if entry.body is not None:
+        return Response(206, headers, entry.body[first : last + 1])
+    whole = entry.ok.file
+    assert whole is not None  # an entry without a body always has a file span
+    return Response(206, headers, file=FileSpan(whole.path, first, count, whole.identity))
+
+
+def _multipart(entry: _Entry, spans: tuple[Span, ...]) -> Response:
+    """206 multipart/byteranges (RFC 9110 §14.6); a large file's parts still go by sendfile."""
+    parts, epilogue, length = serialize_byteranges(entry.content_type, spans, entry.identity[2])
+    headers = MULTIPART_TYPE + b"Content-Length: %d\r\n" % length + entry.validators
+    body = entry.body
+    if body is not None:
+        pieces = [piece for head, at, n in parts for piece in (head, body[at : at + n])]
+        return Response(206, headers, b"".join((*pieces, epilogue)))
+    whole = entry.ok.file
+    assert whole is not None
+    span = FileSpan(whole.path, 0, length, whole.identity, parts, epilogue)
+    return Response(206, headers, file=span)
 
 
 def _read_all(fd: int, size: int) -> bytes:
@@ -213,16 +264,22 @@ class FileSender:
     uvloop has no loop.sendfile and refuses add_writer on a transport's own fd; a dup is another
     fd on the same socket, so the loop can watch it, and what we send there follows what the
     transport sent once the transport's buffer is empty (we wait for that first).
+
+    A multipart/byteranges body is the same, part by part: each part's few head bytes with
+    send(), then its range with sendfile, so the file never passes through our memory.
     """
 
     __slots__ = (
         "_closed",
+        "_epilogue",
         "_fd",
         "_head",
+        "_left",
         "_loop",
         "_more",
         "_offset",
         "_on_writable",
+        "_parts",
         "_sock",
         "_watching",
         "remaining",
@@ -251,35 +308,56 @@ class FileSender:
             raise
         sock.setblocking(False)
         tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
-        self._more = socket.MSG_MORE if tcp else 0  # the head rides in the body's first segment
+        self._more = socket.MSG_MORE if tcp else 0  # a head rides in its range's first segment
         self._loop, self._sock, self._fd, self._on_writable = loop, sock, fd, on_writable
-        self._head = memoryview(head)
-        self._offset, self.remaining = span.offset, span.count
+        segments = span.segments
+        first_head, self._offset, self._left = segments[0]
+        self._head = memoryview(head + first_head)
+        self._parts: list[Part] = list(reversed(segments[1:]))  # popped from the end
+        self._epilogue = span.epilogue
+        self.remaining = len(head) + span.count  # bytes of this response still to go out
         self._watching = self._closed = False
 
     def pump(self) -> bool | None:
         """Send what the socket takes now: True when done, False if that failed, None: wait."""
+        budget = SENDFILE_BUDGET
         try:
-            while len(self._head):
-                self._head = self._head[self._sock.send(self._head, self._more) :]
-            budget = SENDFILE_BUDGET
-            while self.remaining:
-                if budget <= 0:
-                    self._watch()  # writable already: we come back on the next turn
-                    return None
-                chunk = min(self.remaining, budget)
-                sent = os.sendfile(self._sock.fileno(), self._fd, self._offset, chunk)
-                if sent == 0:
-                    return False  # the file shrank: the body can no longer match its length
-                self._offset += sent
-                self.remaining -= sent
-                budget -= sent
+            while True:
+                while len(self._head):
+                    sent = self._sock.send(self._head, self._more if self._left else 0)
+                    self._head = self._head[sent:]
+                    self.remaining -= sent
+                if self._left:
+                    if budget <= 0:
+                        self._watch()  # writable already: we come back on the next turn
+                        return None
+                    chunk = min(self._left, budget)
+                    sent = os.sendfile(self._sock.fileno(), self._fd, self._offset, chunk)
+                    if sent == 0:
+                        return False  # the file shrank: the body can no longer match its length
+                    self._offset += sent
+                    self._left -= sent
+                    self.remaining -= sent
+                    budget -= sent
+                elif not self._advance():
+                    return True
         except BlockingIOError:
             self._watch()  # the socket buffer is full: this is where a slow reader waits
             return None
         except OSError:
             return False  # EPIPE, ECONNRESET: the client is gone
-        return True
+
+    def _advance(self) -> bool:
+        """On to the next part, then the closing delimiter; False once nothing is left."""
+        if self._parts:
+            head, self._offset, self._left = self._parts.pop()
+            self._head = memoryview(head)
+            return True
+        if self._epilogue:
+            self._head = memoryview(self._epilogue)
+            self._epilogue = b""
+            return True
+        return False
 
     def _watch(self) -> None:
         if not self._watching:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -12,10 +13,17 @@ STATUS_LINES: dict[int, bytes] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("ascii") for s in http.HTTPStatus
 }
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# multipart/byteranges (RFC 9110 §14.6): random per process, so a file cannot hold it by
+# design (RFC 2046 §5.1.1 asks that the boundary not occur in the parts).
+BOUNDARY = secrets.token_hex(16).encode("ascii")
+MULTIPART_TYPE = b"Content-Type: multipart/byteranges; boundary=" + BOUNDARY + b"\r\n"
 
 # RFC 9110 §5.1 (field-name is a token) and §5.5 (no CR, LF or NUL in a field value).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\x00\r\n]")
+
+
+Part = tuple[bytes, int, int]  # bytes that go first, then (offset, count) of the file
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +32,22 @@ class FileSpan:
 
     `identity` is (st_dev, st_ino, st_size, st_mtime_ns) as seen when the headers were made: the
     sender checks the file it opens against it, so the body always matches Content-Length.
+
+    A multipart/byteranges body sets `parts` and `epilogue` instead: each part's head, then
+    its bytes of the file, and the closing delimiter last; `count` is then the whole body.
     """
 
     path: str
     offset: int
     count: int
     identity: tuple[int, int, int, int]
+    parts: tuple[Part, ...] = ()
+    epilogue: bytes = b""
+
+    @property
+    def segments(self) -> tuple[Part, ...]:
+        """The body as (bytes, offset, count) steps; the epilogue follows the last one."""
+        return self.parts or ((b"", self.offset, self.count),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +103,33 @@ def redirect_response(location: str, status: int = 301) -> Response:
     """A redirect with an empty body; `location` must already be percent-encoded ASCII."""
     fields = serialize_fields([("Location", location)])
     return Response(status, fields + b"Content-Length: 0\r\n")
+
+
+def serialize_byteranges(
+    content_type: bytes, spans: Iterable[tuple[int, int]], size: int
+) -> tuple[tuple[Part, ...], bytes, int]:
+    """The framing of a multipart/byteranges body (RFC 9110 §14.6) around file `spans`.
+
+    `content_type` is the representation's serialised Content-Type line (b"" for none). Returns
+    the parts (head, offset, count), the closing delimiter, and the body's length, so that
+    Content-Length is known before a byte of the file is read. Per RFC 2046 §5.1.1 the CRLF
+    before each delimiter belongs to it; the body starts with the first delimiter.
+    """
+    parts = []
+    length = 0
+    lead = b"--"
+    for first, last in spans:
+        head = b"%s%s\r\n%sContent-Range: bytes %d-%d/%d\r\n\r\n" % (
+            lead,
+            BOUNDARY,
+            content_type,
+            first,
+            last,
+            size,
+        )
+        lead = b"\r\n--"
+        count = last - first + 1
+        parts.append((head, first, count))
+        length += len(head) + count
+    epilogue = b"\r\n--" + BOUNDARY + b"--\r\n"
+    return tuple(parts), epilogue, length + len(epilogue)

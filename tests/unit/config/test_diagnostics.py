@@ -203,7 +203,22 @@ def test_bad_boolean_names_the_accepted_spellings(value: str) -> None:
     )
 
 
-def test_not_built_features_are_errors_and_still_type_checked() -> None:
+def test_not_built_features_are_errors_and_still_type_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fixed table: the real one shrinks as issues land; this tests the mechanism.
+    tls = features.Pending("TLS")
+    monkeypatch.setattr(
+        features,
+        "NOT_BUILT",
+        {
+            "global.ws-pingpong-secs": features.Pending("ws-pingpong-secs", 5),
+            "vhost.host-ssl-cert": tls,
+            "vhost.host-ssl-key": tls,
+            "origin.cgi": features.Pending("the cgi:// origin", 4),
+            "mount.cache-max-age": features.Pending("cache-max-age", 3),
+        },
+    )
     conf = """\
         {"global": {"ws-pingpong-secs": "x"},
          "vhosts": [{"port": 443, "host-ssl-cert": "/c", "host-ssl-key": "/k",

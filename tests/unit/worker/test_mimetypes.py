@@ -1,4 +1,4 @@
-"""The suffix table: lwsws's canned types, a mount's extra ones first, "*" last."""
+"""The suffix table: a mount's extra types first, then lwsws's canned ones, "*" last."""
 
 from __future__ import annotations
 
@@ -50,3 +50,39 @@ def test_extra_mimetypes_come_first_and_star_last() -> None:
 def test_the_table_is_lwsws_one() -> None:
     suffixes = [suffix for suffix, _ in BUILTIN]
     assert len(suffixes) == len(set(suffixes)) == 18
+
+
+def test_the_longer_extra_suffix_wins_whatever_the_order() -> None:
+    for extra in (
+        ((".gz", "application/gzip"), (".tar.gz", "application/x-tar")),
+        ((".tar.gz", "application/x-tar"), (".gz", "application/gzip")),
+    ):
+        types = MimeTypes(extra)
+        assert types.lookup("/srv/x.tar.gz") == "application/x-tar"
+        assert types.lookup("/srv/x.gz") == "application/gzip"
+    # An extra suffix overrides a canned one that it ends with.
+    assert MimeTypes(((".tar.gz", "application/x-tar"),)).lookup("a.TAR.GZ") == "application/x-tar"
+    assert MimeTypes(((".tar.gz", "application/x-tar"),)).lookup("a.gz") == "application/gzip"
+
+
+def test_suffixes_match_as_written() -> None:
+    types = MimeTypes((("zip", "application/zip"), (".md", "text/markdown")))
+    assert types.lookup("a.zip") == "application/zip"
+    assert types.lookup("azip") == "application/zip"  # lws compares the bare suffix too
+    assert types.lookup("a.MD") == "text/markdown"
+    assert types.lookup("a.mdx") is None
+    assert types.lookup("/www/.md") == "text/markdown"  # the whole path is longer than ".md"
+
+
+def test_the_last_star_counts_and_an_empty_type_means_none() -> None:
+    types = MimeTypes((("*", "application/octet-stream"), ("*.any", ""), (".raw", "")))
+    assert types.lookup("blob") == ""
+    assert types.lookup("x.raw") == ""
+    assert types.field("x.raw") == b""
+    assert types.field("x.html") == b"Content-Type: text/html\r\n"
+    assert MimeTypes().field("blob") is None
+
+
+def test_a_value_unsafe_in_a_field_fails_at_set_up() -> None:
+    with pytest.raises(ValueError, match="Content-Type"):
+        MimeTypes(((".x", "text/plain\r\nSet-Cookie: a=b"),))

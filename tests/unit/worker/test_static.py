@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import os
 from pathlib import Path
 
@@ -9,7 +11,8 @@ import pytest
 
 from pyws.supervisor.config.model import MountConfig, OriginKind, VhostConfig
 from pyws.worker.http.events import Request
-from pyws.worker.http.response import Response
+from pyws.worker.http.preconditions import MAX_RANGES
+from pyws.worker.http.response import BOUNDARY, Response
 from pyws.worker.routing import route
 from pyws.worker.static import SMALL_FILE, FileMount, cache_control
 
@@ -168,15 +171,125 @@ def test_extra_mimetypes(root: Path) -> None:
     assert response.status == 200 and b"Content-Type" not in response.headers
 
 
-def test_cache_control_policy(root: Path) -> None:
-    assert cache_control(mount_at(root)) == "no-store"
-    assert cache_control(mount_at(root, cache_max_age=60)) == "no-store"
-    reuse = mount_at(root, cache_max_age=60, cache_reuse=True)
-    assert cache_control(reuse) == "private, max-age=60"
-    public = mount_at(root, cache_max_age=60, cache_reuse=True, cache_intermediaries=True)
-    assert cache_control(public) == "public, max-age=60"
-    revalidate = mount_at(root, cache_max_age=9, cache_reuse=True, cache_revalidate=True)
-    assert cache_control(revalidate) == "must-revalidate, private, max-age=9"
-    assert cache_control(mount_at(root, cache_max_age=9, cache_reuse=True, cache_no=True)) == (
-        "no-store"
+# (cache-max-age, cache-reuse, cache-revalidate, cache-intermediaries, cache-no) -> the value
+# lws writes: "no-store" unless max-age and reuse, else "[must-revalidate, ]private|public,
+# max-age=N" (libwebsockets lws_serve_http_file).
+CACHE_TABLE = [
+    ((0, False, False, False, False), "no-store"),
+    ((60, False, False, False, False), "no-store"),
+    ((60, False, True, True, False), "no-store"),
+    ((0, True, False, False, False), "no-store"),
+    ((0, True, True, True, False), "no-store"),
+    ((60, True, False, False, False), "private, max-age=60"),
+    ((60, True, False, True, False), "public, max-age=60"),
+    ((60, True, True, False, False), "must-revalidate, private, max-age=60"),
+    ((86400, True, True, True, False), "must-revalidate, public, max-age=86400"),
+    ((1, True, False, False, False), "private, max-age=1"),
+    ((60, True, False, False, True), "no-store"),
+    ((60, True, True, True, True), "no-store"),
+]
+
+
+@pytest.mark.parametrize(("options", "expected"), CACHE_TABLE)
+def test_cache_control_table(
+    root: Path, options: tuple[int, bool, bool, bool, bool], expected: str
+) -> None:
+    max_age, reuse, revalidate, intermediaries, no = options
+    config = mount_at(
+        root,
+        cache_max_age=max_age,
+        cache_reuse=reuse,
+        cache_revalidate=revalidate,
+        cache_intermediaries=intermediaries,
+        cache_no=no,
     )
+    assert cache_control(config) == expected
+    files = FileMount(VhostConfig(name="h", port=80), config)
+    line = b"\r\nCache-Control: " + expected.encode() + b"\r\n"
+    ok = get(files, config, b"/page.html")
+    assert line in ok.headers and ok.headers.count(b"Cache-Control") == 1
+    etag = ok.headers.split(b"ETag: ", 1)[1].split(b"\r\n", 1)[0]
+    # A 304 carries the Cache-Control a 200 would have had (RFC 9110 section 15.4.5).
+    assert line in get(files, config, b"/page.html", (b"if-none-match", etag)).headers
+    assert line in get(files, config, b"/big.gz").headers
+
+
+def test_a_cache_control_in_headers_replaces_ours(root: Path) -> None:
+    config = mount_at(
+        root, cache_max_age=60, cache_reuse=True, headers=(("cache-control", "no-cache"),)
+    )
+    files = FileMount(VhostConfig(name="h", port=80), config)
+    headers = get(files, config, b"/page.html").headers
+    assert b"\r\ncache-control: no-cache\r\n" in headers
+    assert b"max-age" not in headers
+
+
+def parse_multipart(response: Response) -> list[tuple[str, str | None, bytes]]:
+    """(Content-Range, Content-Type, bytes) of each part, read by the stdlib MIME parser."""
+    content_type = response.headers.split(b"Content-Type: ", 1)[1].split(b"\r\n", 1)[0]
+    raw = b"Content-Type: " + content_type + b"\r\n\r\n" + response.body
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
+    assert message.get_content_type() == "multipart/byteranges"
+    assert message.get_boundary() == BOUNDARY.decode()
+    assert not message.defects
+    parts = []
+    for part in message.iter_parts():
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        parts.append((str(part["Content-Range"]), part["Content-Type"], payload))
+    return parts
+
+
+def test_several_ranges_of_a_small_file(files: FileMount, config: MountConfig, root: Path) -> None:
+    (root / "digits.txt").write_bytes(b"0123456789" * 10)
+    response = get(files, config, b"/digits.txt", (b"range", b"bytes=20-29,0-4,-3"))
+    assert response.status == 206
+    assert b"Content-Length: %d\r\n" % len(response.body) in response.headers
+    assert b"Content-Range" not in response.headers  # only in the parts (RFC 9110 section 14.6)
+    assert parse_multipart(response) == [
+        ("bytes 0-4/100", "text/plain", b"01234"),
+        ("bytes 20-29/100", "text/plain", b"0123456789"),
+        ("bytes 97-99/100", "text/plain", b"789"),
+    ]
+    assert response.body.endswith(b"\r\n--" + BOUNDARY + b"--\r\n")
+    overlapping = get(files, config, b"/digits.txt", (b"range", b"bytes=0-9,5-14"))
+    assert overlapping.body == b"0123456789" * 1 + b"01234"  # one part: merged
+    assert b"Content-Range: bytes 0-14/100\r\n" in overlapping.headers
+
+
+def test_several_ranges_of_a_large_file_stay_on_disk(files: FileMount, config: MountConfig) -> None:
+    response = get(files, config, b"/big.gz", (b"range", b"bytes=0-9,100-199"))
+    assert (response.status, response.body) == (206, b"")
+    span = response.file
+    assert span is not None and len(span.parts) == 2
+    assert [(offset, count) for _, offset, count in span.parts] == [(0, 10), (100, 100)]
+    heads = [head for head, _, _ in span.parts]
+    assert heads[0].startswith(b"--" + BOUNDARY + b"\r\nContent-Type: application/gzip\r\n")
+    assert b"Content-Range: bytes 100-199/%d\r\n\r\n" % (SMALL_FILE + 1) in heads[1]
+    assert heads[1].startswith(b"\r\n--" + BOUNDARY)
+    length = sum(len(head) + count for head, _, count in span.parts) + len(span.epilogue)
+    assert span.count == length
+    assert b"Content-Length: %d\r\n" % length in response.headers
+
+
+def test_ranges_without_a_content_type(root: Path) -> None:
+    config = mount_at(root, extra_mimetypes=(("*", ""),))
+    files = FileMount(VhostConfig(name="h", port=80), config)
+    response = get(files, config, b"/odd.sfx", (b"range", b"bytes=0-0,2-2"))
+    assert parse_multipart(response) == [("bytes 0-0/4", None, b"o"), ("bytes 2-2/4", None, b"d")]
+
+
+def test_range_refusals(files: FileMount, config: MountConfig) -> None:
+    beyond = get(files, config, b"/page.html", (b"range", b"bytes=9-,20-30"))
+    assert (beyond.status, beyond.body) == (416, b"")
+    assert b"Content-Range: bytes */5\r\n" in beyond.headers
+    many = b"bytes=" + b",".join(b"%d-%d" % (i, i) for i in range(0, 2 * MAX_RANGES + 2, 2))
+    assert get(files, config, b"/big.gz", (b"range", many)).status == 200
+    head = get(files, config, b"/page.html", (b"range", b"bytes=0-0"), method=b"HEAD")
+    assert head.status == 200 and b"Content-Length: 5\r\n" in head.headers
+    first = get(files, config, b"/page.html")
+    etag = first.headers.split(b"ETag: ", 1)[1].split(b"\r\n", 1)[0]
+    fresh = get(files, config, b"/page.html", (b"range", b"bytes=0-0"), (b"if-range", etag))
+    assert fresh.status == 206
+    stale = get(files, config, b"/page.html", (b"range", b"bytes=0-0"), (b"if-range", b'"old"'))
+    assert (stale.status, stale.body) == (200, b"page\n")
