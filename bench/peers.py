@@ -1,4 +1,4 @@
-"""Starting pyws and its peers (nginx) for benchmarks, on 127.0.0.1 only.
+"""Starting pyws and its peers (nginx, uvicorn) for benchmarks, on 127.0.0.1 only.
 
 Every process started here is started in its own process group and stopped by
 pid/process group, never by name.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,7 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from bench.asgi_app import DOCROOT_ENV
+
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
+SMALL_FILE = "index.html"  # 1 KB
+BIG_FILE = "big.txt"  # 1 MiB: .txt is in both pyws's (lwsws's) and nginx's type tables
 
 
 def free_listener_port() -> socket.socket:
@@ -49,7 +57,8 @@ class Workspace:
         self.base.chmod(0o755)
         self.docroot = self.base / "www"
         self.docroot.mkdir()
-        (self.docroot / "index.html").write_bytes(b"x" * 1024)
+        (self.docroot / SMALL_FILE).write_bytes(b"x" * 1024)
+        (self.docroot / BIG_FILE).write_bytes(b"0123456789abcdef" * 65536)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.base, ignore_errors=True)
@@ -60,10 +69,36 @@ class Server:
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.argv: list[str] = []  # the command line, to print with the results
+        self.log: Path | None = None
 
-    def _spawn(self, argv: list[str], log: Path) -> None:
+    def _spawn(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.argv, self.log = argv, log
         with open(log, "ab") as f:
-            self.proc = subprocess.Popen(argv, stdout=f, stderr=f, start_new_session=True)
+            self.proc = subprocess.Popen(argv, stdout=f, stderr=f, start_new_session=True, env=env)
+
+    def log_tail(self, lines: int = 20) -> str:
+        if self.log is None:
+            return ""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time so far of the server's live processes: its root (or
+        master) and every descendant. On a shared machine, CPU per request is steadier than
+        requests per second: it does not count the time others held the CPU."""
+        assert self.proc is not None
+        total = 0.0
+        with contextlib.suppress(psutil.NoSuchProcess):
+            root = psutil.Process(self.proc.pid)
+            for proc in (root, *root.children(recursive=True)):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+        return total
 
     def reload(self) -> None:
         assert self.proc is not None
@@ -155,3 +190,45 @@ http {{
             [nginx, "-c", str(self.conf), "-p", str(self.ws.base)], self.ws.base / "nginx.log"
         )
         wait_port(self.port)
+
+
+class UvicornServer(Server):
+    """uvicorn with httptools and uvloop, serving bench.asgi_app (the docroot from memory).
+
+    uvicorn has no SO_REUSEPORT, so it cannot share a reserved port: it binds port 0 itself
+    and we read the port back from its start-up line.
+    """
+
+    name = "uvicorn"
+    _RUNNING = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+    def __init__(self, ws: Workspace, workers: int = 1) -> None:
+        super().__init__()
+        self.ws = ws
+        self.workers = workers
+
+    def start(self) -> None:
+        argv = [
+            str(BIN / "uvicorn"),
+            "bench.asgi_app:app",
+            *("--app-dir", str(REPO), "--host", "127.0.0.1", "--port", "0"),
+            *("--workers", str(self.workers), "--loop", "uvloop", "--http", "httptools"),
+            *("--lifespan", "off", "--no-access-log", "--log-level", "info"),
+        ]
+        log = self.ws.base / f"uvicorn-{self.workers}.log"
+        offset = log.stat().st_size if log.exists() else 0
+        self._spawn(argv, log, env={**os.environ, DOCROOT_ENV: str(self.ws.docroot)})
+        self.port = self._read_port(log, offset)
+        wait_port(self.port)
+
+    def _read_port(self, log: Path, offset: int, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with open(log, "rb") as f:
+                f.seek(offset)
+                found = self._RUNNING.search(f.read())
+            if found:
+                return int(found.group(1))
+            time.sleep(0.05)
+        raise RuntimeError(f"uvicorn did not say which port it bound (see {log})")

@@ -27,11 +27,14 @@ class CtlError(Exception):
     pass
 
 
-def find_root(pidfile: str) -> int:
-    """The root's pid: from the pidfile, else the one process titled as a pyws root."""
+def find_root(pidfile: str, explicit: bool = False) -> int:
+    """The root's pid: from the pidfile, else (unless the pidfile was named explicitly) the
+    one process titled as a pyws root."""
     pid = read_pid(pidfile)
     if pid is not None and _is_root(pid):
         return pid
+    if explicit:
+        raise CtlError(f"no running pyws root (pidfile {pidfile})")
     roots = [p.pid for p in psutil.process_iter() if _is_root(p.pid)]
     if len(roots) == 1:
         return roots[0]
@@ -58,7 +61,7 @@ def _config_dir(args: argparse.Namespace) -> str:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    pid = find_root(args.pidfile)
+    pid = find_root(args.pidfile, args.pidfile_given)
     config_dir = _config_dir(args)
     if check_config(config_dir) != EXIT_OK:
         print(
@@ -86,7 +89,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = read_status(find_root(args.pidfile), _config_dir(args))
+    status = read_status(find_root(args.pidfile, args.pidfile_given), _config_dir(args))
     if args.json:
         print(json.dumps(status.to_json_dict(), indent=2))
     else:
@@ -95,7 +98,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    pid = find_root(args.pidfile)
+    pid = find_root(args.pidfile, args.pidfile_given)
     proc = psutil.Process(pid)
     proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + args.timeout
@@ -124,7 +127,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_reopen_logs(args: argparse.Namespace) -> int:
-    status = read_status(find_root(args.pidfile), _config_dir(args))
+    status = read_status(find_root(args.pidfile, args.pidfile_given), _config_dir(args))
     pids = [pid for g in status.generations for pid in g.pids]
     for pid in pids:
         try:
@@ -138,7 +141,7 @@ def cmd_reopen_logs(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyws-ctl", description="Control a running pyws.")
     parser.add_argument("-c", "--config-dir", metavar="DIR")
-    parser.add_argument("--pidfile", default=default_pidfile())
+    parser.add_argument("--pidfile", help=f"default: {default_pidfile()}")
     sub = parser.add_subparsers(dest="command", required=True)
     reload = sub.add_parser("reload", help="validate, SIGHUP, wait for the new generation")
     reload.add_argument("--timeout", type=float, default=60.0)
@@ -156,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.pidfile_given = args.pidfile is not None
+    args.pidfile = args.pidfile or default_pidfile()
     try:
         code: int = args.func(args)
     except (CtlError, psutil.Error, OSError) as exc:

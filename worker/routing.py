@@ -120,20 +120,47 @@ def mountpoint(mount: MountConfig) -> str:
     return mount.mountpoint.rstrip("/") or "/"
 
 
-def select_mount(mounts: Sequence[MountConfig], path: str) -> MountConfig | None:
-    """The longest mountpoint covering `path` wins: `/foo` covers `/foo/x` but not `/foox`."""
+def select_mount(
+    mounts: Sequence[MountConfig], path: str, upgrade: bool = False
+) -> MountConfig | None:
+    """The longest mountpoint covering `path` wins: `/foo` covers `/foo/x` but not `/foox`.
+
+    An `exact-match` mount covers only its mountpoint as written, and beats a plain mount of
+    the same length. For an upgrade request, `no-ws-upgrades` mounts are passed over, as lws
+    does, so the request goes to the mount that would answer if they were not there.
+    """
     best: MountConfig | None = None
-    best_len = -1
+    best_rank = (-1, False)
     for mount in mounts:
+        if upgrade and mount.no_ws_upgrades:
+            continue
         point = mountpoint(mount)
-        covers = point in ("/", path) or path.startswith(point + "/")
-        if covers and len(point) > best_len:
-            best, best_len = mount, len(point)
+        if mount.exact_match:
+            covers = path == mount.mountpoint
+        else:
+            covers = point in ("/", path) or path.startswith(point + "/")
+        rank = (len(point), mount.exact_match)
+        if covers and rank > best_rank:
+            best, best_rank = mount, rank
     return best
 
 
-def route(vhosts: Sequence[VhostConfig], host: bytes | None, target: bytes) -> Route:
-    """Route one request on a listener serving `vhosts` (in config order, at least one)."""
+OPTIONS_ANY = Response(200, b"Content-Length: 0\r\n")
+
+
+def route(
+    vhosts: Sequence[VhostConfig], host: bytes | None, target: bytes, upgrade: bool = False
+) -> Route:
+    """Route one request on a listener serving `vhosts` (in config order, at least one).
+
+    `upgrade`: the request asks for a protocol upgrade (RFC 9110 §7.8), which
+    `no-ws-upgrades` mounts do not take.
+    """
+    if target == b"*":
+        # OPTIONS * asks about the server itself (RFC 9110 §9.3.7); the connection lets
+        # `*` through with OPTIONS only.
+        vhost = select_vhost(vhosts, parse_host(host))
+        return Route(vhost, None, "*", "", b"", vhost.keepalive_timeout, OPTIONS_ANY)
     try:
         authority, raw_path, query = split_target(target)
     except PathError as exc:
@@ -147,7 +174,7 @@ def route(vhosts: Sequence[VhostConfig], host: bytes | None, target: bytes) -> R
         return Route(
             vhost, None, "", "", query, vhost.keepalive_timeout, error_response(exc.status)
         )
-    mount = select_mount(vhost.mounts, path)
+    mount = select_mount(vhost.mounts, path, upgrade)
     if mount is None:
         return Route(vhost, None, path, "", query, vhost.keepalive_timeout, error_response(404))
     keepalive = vhost.keepalive_timeout
@@ -159,25 +186,35 @@ def route(vhosts: Sequence[VhostConfig], host: bytes | None, target: bytes) -> R
     if path != point:
         return Route(vhost, mount, path, path[len(point) + 1 :], query, keepalive)
     response = None
-    if mount.kind is OriginKind.FILE:
+    if mount.kind is OriginKind.FILE and not mount.exact_match:
         # Relative links in the mount's pages resolve against `/foo/`, not `/`: redirect.
+        # (`/foo/` would not reach an exact-match mount: it serves its default here.)
         response = redirect_response(location_for(path + "/", query))
     return Route(vhost, mount, path, "", query, keepalive, response)
 
 
+def quote_path(path: str) -> str:
+    """A normalised path percent-encoded for a Location field (RFC 3986 §3.3)."""
+    return quote(path.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
+
+
+def quote_query(query: bytes) -> str:
+    """The query as it came, but never with a byte that is unsafe in a field value."""
+    return quote(query, safe=_PATH_SAFE + "?%")
+
+
 def location_for(path: str, query: bytes) -> str:
     """A percent-encoded Location value for a normalised path and the request's query."""
-    location = quote(path.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
+    location = quote_path(path)
     if query:
-        # The query goes back as it came, but never with a byte that is unsafe in a field.
-        location += "?" + quote(query, safe=_PATH_SAFE + "?%")
+        location += "?" + quote_query(query)
     return location
 
 
 class Router:
     """`route()` memoised for one listener: the same (Host, target) pairs come again and again."""
 
-    __slots__ = ("_cache", "_size", "_vhosts")
+    __slots__ = ("_cache", "_size", "_vhosts", "splits_upgrades")
 
     def __init__(self, vhosts: Sequence[VhostConfig], cache_size: int = 4096) -> None:
         if not vhosts:
@@ -185,8 +222,12 @@ class Router:
         self._vhosts = tuple(vhosts)
         self._cache: dict[tuple[bytes | None, bytes], Route] = {}
         self._size = cache_size
+        # Does an upgrade request ever route differently from a plain one here?
+        self.splits_upgrades = any(m.no_ws_upgrades for v in self._vhosts for m in v.mounts)
 
-    def route(self, host: bytes | None, target: bytes) -> Route:
+    def route(self, host: bytes | None, target: bytes, upgrade: bool = False) -> Route:
+        if upgrade and self.splits_upgrades:
+            return route(self._vhosts, host, target, upgrade=True)  # rare: never cached
         key = (host, target)
         found = self._cache.get(key)
         if found is not None:

@@ -360,15 +360,17 @@ def test_vhosts_are_chosen_by_host(
 
 
 def test_what_this_worker_does_not_serve(
-    serve: Serve, file_mount: FileMountFactory, docroot: Path
+    serve: Serve, file_mount: FileMountFactory, docroot: Path, tmp_path: Path
 ) -> None:
     cgi = MountConfig("/cgi", "cgi:///bin/true", OriginKind.CGI, "/bin/true")
     rejects = GlobalConfig(reject_service_keywords=(("scumbot", 403, "Forbidden"),))
-    private = file_mount("/sub", docroot / "sub", basic_auth="/nonexistent/logins")
+    logins = tmp_path / "logins"
+    logins.write_text("user:secret\n")
+    private = file_mount("/sub", docroot / "sub", basic_auth=str(logins))
     site = serve((file_mount("/", docroot), cgi, private), global_config=rejects)
     with httpx.Client(base_url=site.url("")) as client:
         assert client.get("/cgi/x").status_code == 501
-        assert client.get("/sub/").status_code == 403  # never served without its password
+        assert client.get("/sub/").status_code == 401  # never served without its password
         assert client.get("/", headers={"User-Agent": "a scumbot/1.0"}).status_code == 403
         assert client.get("/", headers={"User-Agent": "curl"}).status_code == 200
     sock = site.connect()

@@ -7,46 +7,49 @@ from dataclasses import dataclass
 
 import httptools
 
+from pyws.worker.http import events
 from pyws.worker.http.dates import DateHeader
 from pyws.worker.http.events import END_OF_MESSAGE, Data, Event, ProtocolError, Request
-from pyws.worker.http.response import (
-    CONTINUE,
-    STATUS_LINES,
-    Response,
-    error_response,
-    status_line,
-)
+from pyws.worker.http.response import CONTINUE, STATUS_LINES, Response, error_response, status_line
+
+_known_hosts = events.known_hosts  # Host values that passed events.check_host()
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What one client may make a worker hold in memory or wait for."""
+    """What one client may make a worker hold in memory or wait for.
 
-    timeout_secs: float = 5.0  # lwsws `timeout-secs`: a whole head, or one gap in the content
+    Time: a head must arrive whole within `timeout_secs` of its first byte; more bytes buy no
+    time, so a slowloris client is cut off (408). Content then gets `timeout_secs`, and each
+    byte of it buys `1 / min_rate` seconds more, with the deadline never further than
+    `timeout_secs` ahead: a stall of `timeout_secs`, or an average below `min_rate`, ends it.
+    A total deadline would cut off a big upload on an honest slow link, and a timer reset by
+    every read would let a client trickle one byte per timeout forever.
+    """
+
+    timeout_secs: float = 5.0  # lwsws `timeout-secs`
     max_target: int = 8192  # 414 beyond; RFC 9112 §3 asks for at least 8000 octets
     max_head: int = 65536  # request line and fields together; 431 beyond (RFC 6585 §5)
     max_fields: int = 100  # 431 beyond
+    max_body: int = 64 * 1024 * 1024  # 413 beyond: Content-Length up front, chunked as it comes
+    min_rate: float = 1024.0  # bytes per second that request content must average
 
 
-_HOST, _EXPECT, _CONTENT, _CONDITIONAL, _UPGRADE = range(5)
-_NOTABLE = {
+# Chunked framing (size lines, extensions, CRLFs, trailers) may cost `max_head` per message plus
+# this much per chunk: 16 hex digits and two CRLFs, with room to spare. More is abuse (413): the
+# parser skips chunk extensions unseen, so only the bytes they cost can tell.
+_CHUNK_FRAMING = 32
+
+_HOST, _EXPECT, _LENGTH, _CODING, _CONDITIONAL, _UPGRADE = range(6)
+_CONDITIONALS = b"if-match if-none-match if-modified-since if-unmodified-since if-range range"
+_NOTABLE = dict.fromkeys(_CONDITIONALS.split(), _CONDITIONAL) | {
     b"host": _HOST,
     b"expect": _EXPECT,
-    b"content-length": _CONTENT,
-    b"transfer-encoding": _CONTENT,
-    b"if-match": _CONDITIONAL,
-    b"if-none-match": _CONDITIONAL,
-    b"if-modified-since": _CONDITIONAL,
-    b"if-unmodified-since": _CONDITIONAL,
-    b"if-range": _CONDITIONAL,
-    b"range": _CONDITIONAL,
+    b"content-length": _LENGTH,
+    b"transfer-encoding": _CODING,
     b"upgrade": _UPGRADE,
 }
 _NO_BODY_STATUSES = frozenset({204, 304})
-
-
-class _Abort(Exception):
-    """Raised inside a parser callback to stop parsing; the ProtocolError is in `_failure`."""
 
 
 class HTTPConnection:
@@ -67,9 +70,12 @@ class HTTPConnection:
         self._timeout = limits.timeout_secs
         self._max_head = limits.max_head
         self._max_fields = limits.max_fields
+        self._secs_per_byte = 1.0 / limits.min_rate
         self._dates = dates
         self._server = server  # a serialised `Server:` line, or b""
         self._parser = httptools.HttpRequestParser(self)
+        # Version digits are ours to judge: 1.2 is served as 1.1 and 2.0 gets 505 (below).
+        self._parser.set_dangerous_leniencies(lenient_version=True)
         self._events: deque[Event] = deque()
         self._now = now
         # Parser side: the message being read.
@@ -80,6 +86,15 @@ class HTTPConnection:
         self._unparsed = 0  # bytes fed since the last progress: httptools buffers them
         self._reset_head()
         self._body_owner: Request | None = None  # whose content is being parsed
+        # The framing fields of the message being read, consumed by _check_content().
+        self._length: bytes | None = None
+        self._codings: bytes | None = None
+        self._chunked = False  # the content being parsed is chunked (set by _check_content())
+        self._content_room = 0  # content bytes the message may still carry (max_body)
+        self._framing = self._framing_room = 0  # chunked framing bytes: seen, allowed
+        self._fed = 0  # content bytes parsed, ever
+        self._fed_mark = 0  # ... when the last read ended inside chunked content
+        self._unfinished: Request | None = None  # ... and whose content that was
         self._skip_content = False  # the message's request was answered early
         self._failure: ProtocolError | None = None
         self._stopped = False  # nothing more is parsed: an error, an upgrade or closing
@@ -111,18 +126,42 @@ class HTTPConnection:
             self._stopped = True
             self.trailing_data = data[exc.args[0] :]
             return
+        except httptools.HttpParserCallbackError as exc:
+            if not isinstance(exc.__context__, ProtocolError):
+                raise  # our bug in a callback: the per-connection boundary logs it
+            self._stop(exc.__context__)  # a callback refused the request
+            return
         except httptools.HttpParserError as exc:
-            self._stop(self._failure or ProtocolError(400, str(exc) or "malformed request"))
+            self._stop(ProtocolError(400, str(exc) or "malformed request"))
             return
         if not self._in_message:
             self._unparsed = 0
-        elif progress != self._progress:
-            self._unparsed = 0  # the tail after the last progress is bounded by one read
         else:
-            # httptools keeps partial fields in memory: bound what a head or trailer may grow.
-            self._unparsed += len(data)
-            if self._unparsed > self._max_head:
+            self._check_unfinished(len(data), progress)
+
+    def _check_unfinished(self, size: int, progress: int) -> None:
+        """Bound what a message still in progress after `size` more bytes has cost so far."""
+        owner = self._body_owner
+        if owner is not None and self._chunked:
+            if owner is self._unfinished:
+                # The read began and ended inside this content: what is not content is framing.
+                # (A read that began before it is not counted: one read at most escapes.)
+                self._framing += size - (self._fed - self._fed_mark)
+                if self._framing > self._framing_room:
+                    self._stop(ProtocolError(413, "chunked framing too large for its content"))
+                    return
+            self._unfinished = owner
+            self._fed_mark = self._fed
+        if progress != self._progress:
+            self._unparsed = 0  # the tail after the last progress is bounded by one read
+            return
+        # httptools keeps partial fields in memory: bound what a head or trailer may grow.
+        self._unparsed += size
+        if self._unparsed > self._max_head:
+            if self._in_head:
                 self._stop(ProtocolError(431, "request header fields too large"))
+            else:
+                self._stop(ProtocolError(413, "chunked framing too large for its content"))
 
     def next_event(self) -> Event | None:
         """The next parsed event, or None when more bytes are needed (or the connection closed)."""
@@ -143,10 +182,6 @@ class HTTPConnection:
         self._stopped = True
         self._failure = failure
 
-    def _abort(self, status: int, reason: str) -> None:
-        self._failure = ProtocolError(status, reason)
-        raise _Abort
-
     # -- httptools callbacks --------------------------------------------------------------------
 
     def _reset_head(self) -> None:
@@ -155,7 +190,7 @@ class HTTPConnection:
         self._headers: list[tuple[bytes, bytes]] = []
         self._host: bytes | None = None
         self._upgrade: bytes | None = None
-        self._expect = self._has_content = self._conditional = False
+        self._expect = self._content = self._conditional = False
 
     def on_message_begin(self) -> None:
         self._in_message = True
@@ -168,15 +203,16 @@ class HTTPConnection:
         self._url.append(url)
         self._url_len += len(url)
         if self._url_len > self._limits.max_target:
-            self._abort(414, "request-target too long")
+            raise ProtocolError(414, "request-target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._in_head:
-            return  # a trailer field (RFC 9112 §7.1.2): nothing here uses them
         self._head_len += len(name) + len(value) + 4
         headers = self._headers
         if self._head_len > self._max_head or len(headers) >= self._max_fields:
-            self._abort(431, "request header fields too large")
+            raise ProtocolError(431, "request header fields too large")
+        if not self._in_head:
+            headers.append((b"", b""))  # a trailer field (RFC 9112 §7.1.2): counted, not kept
+            return
         name = name.lower()
         headers.append((name, value))
         kind = _NOTABLE.get(name)
@@ -184,12 +220,19 @@ class HTTPConnection:
             return
         if kind == _HOST:
             if self._host is not None:
-                self._abort(400, "more than one Host field")  # RFC 9112 §3.2
+                raise ProtocolError(400, "more than one Host field")  # RFC 9112 §3.2
+            if value not in _known_hosts:
+                events.check_host(value)  # remembers a good one
             self._host = value
         elif kind == _EXPECT:
             self._expect = value.strip().lower() == b"100-continue"
-        elif kind == _CONTENT:
-            self._has_content = self._has_content or value.strip() != b"0"
+        elif kind == _LENGTH:
+            self._length = value  # the parser refuses a second one, and any non-digit
+            self._content = True
+        elif kind == _CODING:
+            codings = self._codings
+            self._codings = value if codings is None else codings + b"," + value
+            self._content = True
         elif kind == _CONDITIONAL:
             self._conditional = True
         else:
@@ -199,18 +242,23 @@ class HTTPConnection:
         parser = self._parser
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
-            self._abort(505, f"HTTP/{version} is not supported")
-        if version == "1.1" and self._host is None:
-            self._abort(400, "no Host field")  # RFC 9112 §3.2
+            version = events.check_version(version)
+        if self._host is None and version == "1.1":
+            raise ProtocolError(400, "no Host field")  # RFC 9112 §3.2
+        method = parser.get_method()
+        target = b"".join(self._url)
+        if target[0] != 47:  # not "/": the parser never hands over an empty target
+            events.check_target(method, target)
+        content = self._content and self._check_content(version)
         upgrade = (self._upgrade or b"") if parser.should_upgrade() else None
         request = Request(
-            parser.get_method(),
-            b"".join(self._url),
+            method,
+            target,
             version,
             tuple(self._headers),
             self._host,
             parser.should_keep_alive(),
-            self._expect and self._has_content and version == "1.1",
+            self._expect and content and version == "1.1",
             self._conditional,
             upgrade,
         )
@@ -220,9 +268,19 @@ class HTTPConnection:
         self._progress += 1
         self._rx_deadline = self._now + self._timeout
 
+    def on_chunk_header(self) -> None:
+        self._framing_room += _CHUNK_FRAMING
+
     def on_body(self, body: bytes) -> None:
+        size = len(body)
         self._progress += 1
-        self._rx_deadline = self._now + self._timeout
+        self._fed += size
+        self._content_room -= size
+        if self._content_room < 0:
+            raise ProtocolError(413, "request content too large")
+        # The minimum rate (see Limits): each byte buys a little time, never more than a timeout.
+        deadline = self._rx_deadline + size * self._secs_per_byte
+        self._rx_deadline = min(deadline, self._now + self._timeout)
         if not self._skip_content:
             self._events.append(Data(body))
 
@@ -234,6 +292,25 @@ class HTTPConnection:
             self._skip_content = False
         else:
             self._events.append(END_OF_MESSAGE)
+
+    def _check_content(self, version: str) -> bool:
+        """Check and consume the framing fields; True when content follows the head."""
+        length, codings = self._length, self._codings
+        self._length = self._codings = None
+        if length is not None:
+            size = int(length)
+            if size > self._limits.max_body:
+                raise ProtocolError(413, "request content too large")  # RFC 9110 §15.5.14
+            self._content_room = size
+            self._chunked = False
+            return size > 0
+        assert codings is not None  # _content is set by one of the two fields
+        events.check_codings(codings, version)
+        self._content_room = self._limits.max_body
+        self._chunked = True
+        self._framing = 0
+        self._framing_room = self._max_head
+        return True
 
     # -- bytes out ------------------------------------------------------------------------------
 
@@ -253,7 +330,12 @@ class HTTPConnection:
         if request is None or not self._awaiting:
             raise RuntimeError("send_response() without a request to answer")
         self._awaiting = False
-        keep = request.keep_alive and not self._draining and request.upgrade is None
+        keep = (
+            request.keep_alive
+            and not self._draining
+            and request.upgrade is None
+            and not response.close
+        )
         if self._content_pending(request):
             keep = keep and self._drop_content(request)
         status = response.status

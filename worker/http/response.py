@@ -62,6 +62,7 @@ class Response:
     headers: bytes
     body: bytes = b""
     file: FileSpan | None = None
+    close: bool = False  # end the connection after this response, whatever was asked
 
 
 def status_line(status: int) -> bytes:

@@ -10,8 +10,11 @@ from pyws.supervisor.config.model import MountConfig, OriginKind, VhostConfig
 from pyws.worker.routing import (
     PathError,
     Router,
+    location_for,
     normalize_path,
     parse_host,
+    quote_path,
+    quote_query,
     route,
     select_mount,
     select_vhost,
@@ -216,3 +219,70 @@ def test_router_memoises() -> None:
     assert router.route(b"h", b"/x") == first
     with pytest.raises(ValueError):
         Router(())
+
+
+def test_exact_match_covers_only_its_mountpoint() -> None:
+    root = mount("/")
+    exact = MountConfig("/feed", "file:///srv/feed", OriginKind.FILE, "/srv/feed", exact_match=True)
+    slashed = MountConfig("/d/", "file:///srv/d", OriginKind.FILE, "/srv/d", exact_match=True)
+    mounts = (root, exact, slashed)
+    assert select_mount(mounts, "/feed") is exact
+    assert select_mount(mounts, "/feed/") is root
+    assert select_mount(mounts, "/feed/x") is root
+    assert select_mount(mounts, "/feedx") is root
+    assert select_mount(mounts, "/d/") is slashed
+    assert select_mount(mounts, "/d") is root
+    assert select_mount(mounts, "/d/x") is root
+    # An exact mount outranks a plain one of the same length.
+    plain = mount("/feed/")
+    assert select_mount((plain, exact), "/feed") is exact
+    assert select_mount((exact, plain), "/feed") is exact
+    assert select_mount((exact, plain), "/feed/x") is plain
+
+
+def test_exact_match_file_mount_is_not_redirected_to_the_slash() -> None:
+    exact = MountConfig("/feed", "file:///srv/feed", OriginKind.FILE, "/srv/feed", exact_match=True)
+    found = route((vhost("h", mount("/"), exact),), b"h", b"/feed?x=1")
+    assert (found.mount, found.remainder, found.response) == (exact, "", None)
+
+
+def test_no_ws_upgrades_mounts_pass_upgrade_requests_on() -> None:
+    root = mount("/")
+    away = MountConfig(
+        "/app",
+        ">https://example.com/",
+        OriginKind.REDIRECT,
+        "https://example.com/",
+        no_ws_upgrades=True,
+    )
+    mounts = (root, away)
+    assert select_mount(mounts, "/app/x") is away
+    assert select_mount(mounts, "/app/x", upgrade=True) is root
+    assert select_mount((away,), "/app", upgrade=True) is None
+    vhosts = (vhost("h", root, away),)
+    assert route(vhosts, b"h", b"/app/x").mount is away
+    upgraded = route(vhosts, b"h", b"/app/x", upgrade=True)
+    assert (upgraded.mount, upgraded.remainder) == (root, "app/x")
+    router = Router(vhosts)
+    assert router.splits_upgrades
+    assert router.route(b"h", b"/app/x").mount is away
+    assert router.route(b"h", b"/app/x", upgrade=True).mount is root
+    assert router.route(b"h", b"/app/x").mount is away  # the plain route stays cached
+    plain = Router((vhost("h", root, mount("/app")),))
+    assert not plain.splits_upgrades
+    assert plain.route(b"h", b"/app/x", upgrade=True) is plain.route(b"h", b"/app/x")
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "expected"),
+    [
+        ("/a b/c\u00e9", b"", "/a%20b/c%C3%A9"),
+        ("/x", b"q=1&r=a b", "/x?q=1&r=a%20b"),
+        ("/\udcff", b"", "/%FF"),
+        ("/x", b"a\r\nSet-Cookie: y", "/x?a%0D%0ASet-Cookie:%20y"),
+        ("/x", b"%41", "/x?%41"),
+    ],
+)
+def test_location_for_is_safe_in_a_field(path: str, query: bytes, expected: str) -> None:
+    assert location_for(path, query) == expected
+    assert quote_path(path) + ("?" + quote_query(query) if query else "") == expected

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import h11
 import pytest
 
@@ -15,9 +17,8 @@ OK = Response(200, b"Content-Length: 2\r\nContent-Type: text/plain\r\n", b"ok")
 FILE = Response(200, b"Content-Length: 10\r\n", file=FileSpan("/f", 0, 10, (1, 2, 10, 3)))
 
 
-def new(now: float = 0.0, *, timeout_secs: float = 5.0, max_head: int = 65536) -> HTTPConnection:
-    limits = Limits(timeout_secs=timeout_secs, max_head=max_head)
-    return HTTPConnection(limits, now, dates=DateHeader(), server=b"Server: t\r\n")
+def new(now: float = 0.0, **limits: Any) -> HTTPConnection:
+    return HTTPConnection(Limits(**limits), now, dates=DateHeader(), server=b"Server: t\r\n")
 
 
 def events(conn: HTTPConnection) -> list[Event]:
@@ -291,10 +292,12 @@ def test_deadlines() -> None:
     conn.idle_timeout = 60.0
     conn.send_response(OK, 105.5, WALL)
     assert conn.deadline == 165.5  # keep-alive
-    conn.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nabc", 110.0)
-    assert conn.deadline == 115.0
-    conn.receive_data(b"def", 114.0)
-    assert conn.deadline == 119.0  # content progress does
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9000\r\n\r\n", 110.0)
+    assert conn.deadline == 115.0  # the content gets timeout-secs of its own
+    conn.receive_data(b"d" * 1024, 114.0)
+    assert conn.deadline == 116.0  # each byte buys 1/min_rate seconds...
+    conn.receive_data(b"d" * 7000, 114.5)
+    assert conn.deadline == 119.5  # ... but never more than timeout-secs ahead
 
 
 def test_timeouts_answer_408_only_to_a_partial_request() -> None:
@@ -338,3 +341,218 @@ def test_an_error_answer_to_head_has_no_body() -> None:
     conn.receive_data(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", 0.0)
     events(conn)
     assert conn.send_error(500, 0.0, WALL).endswith(b"Connection: close\r\n\r\n")
+
+
+def refused(raw: bytes, **limits: Any) -> int:
+    """The status of the ProtocolError `raw` ends in, after any events before it."""
+    conn = new(**limits)
+    conn.receive_data(raw, 0.0)
+    with pytest.raises(ProtocolError) as caught:
+        while conn.next_event() is not None:
+            pass
+    return caught.value.status
+
+
+POST = b"POST / HTTP/1.1\r\nHost: x\r\n"
+
+
+@pytest.mark.parametrize(
+    ("fields", "status"),
+    [
+        (b"Transfer-Encoding: gzip, chunked\r\n", 501),  # RFC 9112 6.1: a coding we lack
+        (b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", 501),
+        (b"Transfer-Encoding: chunked, gzip\r\n", 400),  # RFC 9112 6.3: chunked not final
+        (b"Transfer-Encoding: identity\r\n", 400),
+        (b"Transfer-Encoding: xchunked\r\n", 400),
+        (b"Transfer-Encoding: chunked;q=1\r\n", 400),
+        (b"Transfer-Encoding: ,\r\n", 400),
+        (b"Content-Length: 67108865\r\n", 413),  # one byte over max_body, refused up front
+        (b"Content-Length: 99999999999999\r\n", 413),
+    ],
+)
+def test_framing_refused_before_the_request_comes_out(fields: bytes, status: int) -> None:
+    conn = new()
+    conn.receive_data(POST + fields + b"Expect: 100-continue\r\n\r\n", 0.0)
+    with pytest.raises(ProtocolError) as caught:
+        conn.next_event()  # no Request: the application never sends 100 to it
+    assert caught.value.status == status
+
+
+def test_accepted_transfer_codings() -> None:
+    for value in (b"chunked", b"Chunked", b" chunked ", b", chunked"):
+        conn = new()
+        conn.receive_data(
+            POST + b"Transfer-Encoding: " + value + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 0
+        )
+        assert events(conn)[1:] == [Data(b"abc"), END_OF_MESSAGE], value
+
+
+def test_transfer_encoding_in_http10_is_faulty_framing() -> None:
+    assert refused(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n") == 400
+
+
+def test_chunked_content_over_max_body_is_cut_off_as_it_comes() -> None:
+    conn = new(max_body=10)
+    conn.receive_data(POST + b"Transfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n", 0.0)
+    assert events(conn)[1:] == [Data(b"abcdef")]
+    conn.receive_data(b"5\r\nghijk\r\n0\r\n\r\n", 0.0)
+    with pytest.raises(ProtocolError) as caught:
+        events(conn)
+    assert caught.value.status == 413
+    assert refused(POST + b"Content-Length: 11\r\n\r\n", max_body=10) == 413
+    conn = new(max_body=10)
+    conn.receive_data(POST + b"Content-Length: 10\r\n\r\n0123456789", 0.0)
+    assert events(conn)[1:] == [Data(b"0123456789"), END_OF_MESSAGE]
+
+
+def test_chunk_extensions_cannot_outweigh_the_content() -> None:
+    conn = new(max_head=4096)
+    conn.receive_data(POST + b"Transfer-Encoding: chunked\r\n\r\n", 0.0)
+    events(conn)
+    with pytest.raises(ProtocolError) as caught:
+        for _ in range(100):  # one byte of content per chunk, 500 bytes of extension each
+            conn.receive_data(b"1;ext=" + b"e" * 494 + b"\r\nx\r\n", 0.0)
+            events(conn)
+    assert caught.value.status == 413
+    conn = new(max_head=4096)
+    conn.receive_data(POST + b"Transfer-Encoding: chunked\r\n\r\n1;", 0.0)
+    with pytest.raises(ProtocolError) as caught:
+        for _ in range(100):  # one endless extension: no content at all
+            conn.receive_data(b"e" * 100, 0.0)
+            events(conn)
+    assert caught.value.status == 413
+
+
+def test_small_chunks_with_short_extensions_are_fine() -> None:
+    conn = new(max_head=4096)
+    conn.receive_data(POST + b"Transfer-Encoding: chunked\r\n\r\n", 0.0)
+    events(conn)
+    for _ in range(2000):
+        conn.receive_data(b"00001;a=b\r\nx\r\n", 0.0)
+        assert events(conn) == [Data(b"x")]
+    conn.receive_data(b"0\r\nX-Sum: 1\r\n\r\n", 0.0)
+    assert events(conn) == [END_OF_MESSAGE]
+
+
+def test_trailers_count_against_the_head_limits() -> None:
+    body = b"Transfer-Encoding: chunked\r\n\r\n0\r\n" + b"T: 1\r\n" * 100 + b"\r\n"
+    assert refused(POST + body) == 431
+
+
+@pytest.mark.parametrize(
+    ("target", "method", "status"),
+    [
+        (b"*", b"OPTIONS", None),  # RFC 9112 3.2.4
+        (b"http://example.com/a?b", b"GET", None),  # RFC 9112 3.2.2
+        (b"HTTPS://example.com:8443", b"GET", None),
+        (b"*", b"GET", 400),
+        (b"http:///a", b"GET", 400),  # RFC 9110 4.2.1: an empty host
+        (b"http://user@example.com/", b"GET", 400),  # RFC 9110 4.2.4: userinfo
+        (b"ftp://example.com/", b"GET", 400),
+        (b"example.com:443", b"CONNECT", 400),  # we are not a proxy
+    ],
+)
+def test_request_target_forms(target: bytes, method: bytes, status: int | None) -> None:
+    raw = method + b" " + target + b" HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    if status is None:
+        conn = new()
+        conn.receive_data(raw, 0.0)
+        assert request_of(events(conn)).target == target
+    else:
+        assert refused(raw) == status
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        (b"example.com", True),
+        (b"example.com:8080", True),
+        (b"[::1]:8080", True),
+        (b"127.0.0.1", True),
+        (b"", True),  # RFC 9110 7.2: empty when the target has no authority
+        (b"a b", False),
+        (b"a/b", False),
+        (b"user@example.com", False),
+        (b"example.com:80:80", False),
+        (b"\xc3\xa9.example", False),
+    ],
+)
+def test_host_syntax(host: bytes, ok: bool) -> None:
+    raw = b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
+    for _ in range(2):  # the second time from the cache of good values
+        if ok:
+            conn = new()
+            conn.receive_data(raw, 0.0)
+            assert request_of(events(conn)).host == host
+        else:
+            assert refused(raw) == 400
+
+
+@pytest.mark.parametrize(
+    ("version", "served_as"),
+    [(b"1.1", "1.1"), (b"1.0", "1.0"), (b"1.2", "1.1"), (b"1.9", "1.1")],
+)
+def test_minor_versions_are_served_as_the_highest_we_know(version: bytes, served_as: str) -> None:
+    conn = new()
+    conn.receive_data(b"GET / HTTP/" + version + b"\r\nHost: x\r\n\r\n", 0.0)
+    assert request_of(events(conn)).http_version == served_as
+
+
+@pytest.mark.parametrize("version", [b"0.9", b"2.0", b"3.0", b"9.9"])
+def test_other_major_versions_get_505(version: bytes) -> None:
+    assert refused(b"GET / HTTP/" + version + b"\r\nHost: x\r\n\r\n") == 505
+
+
+def test_a_trickled_body_is_cut_off_at_the_minimum_rate() -> None:
+    conn = new(timeout_secs=2.0, min_rate=1024.0)
+    conn.receive_data(POST + b"Content-Length: 100000\r\n\r\n", 0.0)
+    events(conn)
+    now = 0.0
+    for _ in range(100):  # bounded: a deadline that each byte renewed would never come
+        deadline = conn.deadline
+        assert deadline is not None
+        if now >= deadline:
+            break
+        conn.receive_data(b"x", now)
+        events(conn)
+        now += 1.0
+    assert 2.0 <= now <= 3.0  # one byte a second buys ~1 ms each
+    assert client_reads(conn.handle_timeout(now, WALL))[0].status_code == 408
+
+
+def test_a_body_at_a_good_rate_is_never_cut_off() -> None:
+    conn = new(timeout_secs=2.0, min_rate=1024.0)
+    conn.receive_data(POST + b"Content-Length: 100000\r\n\r\n", 0.0)
+    events(conn)
+    for second in range(50):  # 2000 bytes a second: slow, but above the minimum
+        deadline = conn.deadline
+        assert deadline is not None and deadline > second
+        conn.receive_data(b"x" * 2000, float(second))
+        events(conn)
+    assert conn.deadline is None  # complete: the application owes the response
+
+
+def test_a_stalled_body_is_cut_off_at_timeout_secs_however_much_came_before() -> None:
+    conn = new(timeout_secs=2.0)
+    conn.receive_data(POST + b"Content-Length: 100000\r\n\r\n" + b"x" * 50000, 0.0)
+    events(conn)
+    assert conn.deadline == 2.0
+
+
+def test_no_100_continue_once_the_response_went_out() -> None:
+    conn = new()
+    conn.receive_data(POST + b"Content-Length: 3\r\nExpect: 100-continue\r\n\r\n", 0.0)
+    assert isinstance(conn.next_event(), Request)
+    conn.send_response(OK, 0.0, WALL)
+    assert conn.send_continue() == b""
+
+
+def test_every_response_has_a_date_and_server_only_when_configured() -> None:
+    conn = HTTPConnection(Limits(), 0.0, dates=DateHeader())
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0.0)
+    events(conn)
+    response, _ = client_reads(conn.send_response(OK, 0.0, WALL))
+    names = [name for name, _ in response.headers]
+    assert b"date" in names and b"server" not in names
+    error, _ = client_reads(conn.send_error(400, 0.0, WALL))
+    assert b"date" in [name for name, _ in error.headers]
