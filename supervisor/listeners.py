@@ -8,6 +8,7 @@ Never call shutdown() on one: it would stop the socket for every process.
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import grp
 import ipaddress
@@ -17,12 +18,15 @@ import pwd
 import socket
 import stat
 from collections.abc import Iterable
+from typing import TypeAlias
 
 from pyws.supervisor.config.model import VhostConfig
 
 log = logging.getLogger("pyws.root")
 
 BACKLOG = 4096
+
+_IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class ListenerError(Exception):
@@ -35,25 +39,52 @@ def bind_listener(vhost: VhostConfig) -> socket.socket:
     try:
         if vhost.unix_socket and host is not None:
             return _bind_unix(host, vhost.unix_socket_perms)
+        families = _families(vhost)
         if host is None:
-            return _bind_any(vhost.port)
+            return _bind_any(vhost.port, families)
         try:
             addr = ipaddress.ip_address(host)
         except ValueError:
-            return _bind_device(host, vhost.port)
-        family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
-        return _bind(family, (host, vhost.port))
+            return _bind_device(host, vhost.port, families)
+        return _bind_address(addr, vhost.port, families)
     except OSError as exc:
         raise ListenerError(f"cannot listen on {vhost.listen_key}: {exc.strerror}") from exc
 
 
-def _bind(family: socket.AddressFamily, addr: tuple[str, int], v6only: int = 1) -> socket.socket:
+class _Families(enum.Enum):
+    """Which IP versions a vhost listens on (lwsws `noipv6` and `ipv6only`)."""
+
+    BOTH = "both"
+    IPV4 = "ipv4"  # `noipv6`, or `ipv6only` off
+    IPV6 = "ipv6"  # `ipv6only` on
+
+
+def _families(vhost: VhostConfig) -> _Families:
+    if vhost.noipv6:
+        if vhost.ipv6only:
+            raise OSError(errno.EINVAL, "noipv6 and ipv6only on contradict each other")
+        return _Families.IPV4
+    if vhost.ipv6only is None:
+        return _Families.BOTH
+    return _Families.IPV6 if vhost.ipv6only else _Families.IPV4
+
+
+def _bind(
+    family: socket.AddressFamily,
+    addr: tuple[str, int],
+    v6only: int = 1,
+    device: str | None = None,
+) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+        if device is not None:
+            # Before bind(): the kernel's bind conflict check then sees the device, so the same
+            # port on another device is a different address, not a clash.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
         sock.bind(addr)
         sock.listen(BACKLOG)
     except OSError:
@@ -62,24 +93,37 @@ def _bind(family: socket.AddressFamily, addr: tuple[str, int], v6only: int = 1) 
     return sock
 
 
-def _bind_any(port: int) -> socket.socket:
+def _bind_any(port: int, families: _Families, device: str | None = None) -> socket.socket:
+    """The wildcard address: `::` with IPV6_V6ONLY off takes both versions on one socket."""
+    if families is _Families.IPV4:
+        return _bind(socket.AF_INET, ("0.0.0.0", port), device=device)
+    if families is _Families.IPV6:
+        return _bind(socket.AF_INET6, ("::", port), v6only=1, device=device)
     if socket.has_ipv6:
         try:
-            return _bind(socket.AF_INET6, ("::", port), v6only=0)
+            return _bind(socket.AF_INET6, ("::", port), v6only=0, device=device)
         except OSError as exc:
             log.debug("no IPv6 wildcard (%s); falling back to 0.0.0.0", exc)
-    return _bind(socket.AF_INET, ("0.0.0.0", port))
+    return _bind(socket.AF_INET, ("0.0.0.0", port), device=device)
 
 
-def _bind_device(name: str, port: int) -> socket.socket:
-    """lwsws's `interface` may name a network interface rather than an address."""
+def _bind_address(addr: _IPAddress, port: int, families: _Families) -> socket.socket:
+    if addr.version == 4:
+        if families is _Families.IPV6:
+            raise OSError(errno.EINVAL, f"ipv6only is on but {addr} is an IPv4 address")
+        return _bind(socket.AF_INET, (str(addr), port))
+    if families is _Families.IPV4:
+        raise OSError(errno.EINVAL, f"noipv6 or ipv6only off, but {addr} is an IPv6 address")
+    return _bind(socket.AF_INET6, (str(addr), port))
+
+
+def _bind_device(name: str, port: int, families: _Families) -> socket.socket:
+    """lwsws's `interface` may name a network interface: the wildcard, on that device only."""
     try:
         socket.if_nametoindex(name)
     except OSError as exc:
         raise OSError(exc.errno, f"no address or interface named {name!r}") from exc
-    sock = _bind(socket.AF_INET, ("0.0.0.0", port))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, name.encode())
-    return sock
+    return _bind_any(port, families, device=name)
 
 
 def _bind_unix(path: str, perms: str | None) -> socket.socket:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import faulthandler
 import json
@@ -29,6 +30,7 @@ from pyws.supervisor.config.model import Config
 from pyws.supervisor.exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_WORKER_BOOT
 from pyws.supervisor.logs import parse_level, setup_logging
 from pyws.supervisor.protocol import ACTIVATE, DRAIN, REOPEN_LOGS, STOP, STOP_BOUND
+from pyws.worker.accesslog import open_access_logs
 from pyws.worker.plugins import PluginError, load_plugin_modules
 from pyws.worker.preload import preload_lazy_modules
 from pyws.worker.privileges import PrivilegeError, drop_privileges
@@ -119,7 +121,14 @@ class WorkerLife:
     def __init__(self, config: Config, listeners: list[Listener], boot: BootDocument) -> None:
         self.config = config
         self.boot = boot
-        self.server = Server(config, listeners, generation=boot.generation)
+        # Opened as root: the worker user may not create files in the log directory.
+        self.access_logs = open_access_logs(config)
+        if self.access_logs is not None:
+            # Lines wait a moment to share a write(): the last ones go out as the process exits.
+            atexit.register(self.access_logs.close)
+        self.server = Server(
+            config, listeners, generation=boot.generation, access_logs=self.access_logs
+        )
         self.draining = False
         self.stopping = False
 
@@ -159,3 +168,5 @@ class WorkerLife:
 
     def _reopen_logs(self) -> None:
         log.info("SIGUSR1: reopening logs")
+        if self.access_logs is not None:
+            self.access_logs.reopen()

@@ -28,7 +28,7 @@ def drop_privileges(username: str | None, groupname: str | None, root_pid: int) 
     """
     started_as_root = os.geteuid() == 0
     if started_as_root:
-        uid, gid = _resolve(username or DEFAULT_USER, groupname)
+        uid, gid = resolve_ids(username or DEFAULT_USER, groupname)
         prctl.capbset.limit()
         os.setgroups([])
         os.setresgid(gid, gid, gid)
@@ -44,7 +44,7 @@ def drop_privileges(username: str | None, groupname: str | None, root_pid: int) 
     _verify(started_as_root)
 
 
-def _resolve(username: str, groupname: str | None) -> tuple[int, int]:
+def resolve_ids(username: str, groupname: str | None) -> tuple[int, int]:
     try:
         user = pwd.getpwnam(username)
     except KeyError:

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import cast
 
 from pyws.supervisor.config.model import Config, VhostConfig
+from pyws.worker.accesslog import AccessLogs, peer_host
 from pyws.worker.dispatch import Site, build_origins
 from pyws.worker.http.connection import HTTPConnection, Limits
 from pyws.worker.http.dates import DateHeader
 from pyws.worker.http.events import END_OF_MESSAGE, ProtocolError, Request
-from pyws.worker.http.response import FileSpan, serialize_fields
+from pyws.worker.http.response import FileSpan, Response, error_response, serialize_fields
 from pyws.worker.routing import Route
 from pyws.worker.static import FileSender
 
@@ -58,6 +59,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._stall_mark = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._peer: bytes | None = None  # the client's address, for the access log
         # Counted from accept on, not from connection_made(), which comes a loop turn later:
         # a drain in between must not find the worker empty and let it exit.
         server.opened(self)
@@ -132,6 +134,8 @@ class HTTPProtocol(asyncio.Protocol):
         except ProtocolError as exc:
             log.debug("fd %d: %s", self._fd, exc)
             self._transport.write(conn.send_error(exc.status, self._loop.time(), time.time()))
+            if self._server.access_logs is not None:
+                self._log_access(self._request, error_response(exc.status))
         except Exception:  # the per-connection boundary: a bug here must not take others down
             log.exception("fd %d: internal error", self._fd)
             self._internal_error()
@@ -165,10 +169,26 @@ class HTTPProtocol(asyncio.Protocol):
             self._send_file(data, response.file)
         else:
             self._transport.write(data)
+        self._request = None  # answered: a later error belongs to no request
+        if self._server.access_logs is not None:
+            self._log_access(request, response)
+
+    def _log_access(self, request: Request | None, response: Response) -> None:
+        """The access-log line of a response sent; `request` None when none could be read."""
+        access = self._server.access_logs
+        assert access is not None
+        if self._peer is None:
+            self._peer = peer_host(self._transport.get_extra_info("peername"))
+        # Without a request there is no Host: the listener's first vhost logs it.
+        route = self._route if request is not None else self._site.router.route(None, b"/")
+        assert route is not None
+        access.record(self._peer, request, route, response)
 
     def _internal_error(self) -> None:
         if self._sender is None and not self._conn.closed and not self._busy:
             self._transport.write(self._conn.send_error(500, self._loop.time(), time.time()))
+            if self._server.access_logs is not None:
+                self._log_access(self._request, error_response(500))
         else:
             self._transport.abort()
 
@@ -304,6 +324,8 @@ class HTTPProtocol(asyncio.Protocol):
             data = self._conn.handle_timeout(now, time.time())
             if data:
                 transport.write(data)
+                if self._server.access_logs is not None:
+                    self._log_access(self._request, error_response(408))
                 self._close()
             else:
                 transport.close()
@@ -316,9 +338,17 @@ class Server:
     `await wait_closed()`; `abort()` at any time ends every connection at once.
     """
 
-    def __init__(self, config: Config, listeners: Sequence[Listener], *, generation: int) -> None:
+    def __init__(
+        self,
+        config: Config,
+        listeners: Sequence[Listener],
+        *,
+        generation: int,
+        access_logs: AccessLogs | None = None,
+    ) -> None:
         self.config = config
         self.generation = generation
+        self.access_logs = access_logs  # None: no vhost of this worker keeps an access log
         self._listeners = tuple(listeners)
         glob = config.global_
         self._limits = Limits(timeout_secs=glob.timeout_secs)

@@ -138,10 +138,29 @@ class VhostConfig:
 
     @property
     def listen_key(self) -> str:
-        """The listener this vhost shares with others: `addr:port` or `unix:PATH`."""
+        """The listener this vhost shares with others, named by what it binds.
+
+        `127.0.0.1:80`, `[::1]:80`, `*:80` (the wildcard, IPv4 and IPv6), `0.0.0.0:80` (`noipv6`
+        or `ipv6only` off), `[::]:80` (`ipv6only` on), `lo:80` or `lo/ipv4:80` (an interface
+        name), `unix:PATH`. Vhosts with one key share one socket; a reload that changes a key
+        binds a new one. Options that contradict an address are the listener's error to report.
+        """
+        import ipaddress
+
         if self.unix_socket:
             return f"unix:{self.interface}"
-        return f"{self.interface or '*'}:{self.port}"
+        only = "ipv4" if self.noipv6 or self.ipv6only is False else "ipv6" if self.ipv6only else ""
+        host = self.interface
+        if host is None:
+            host = {"": "*", "ipv4": "0.0.0.0", "ipv6": "[::]"}[only]
+        else:
+            try:
+                addr = ipaddress.ip_address(host)
+            except ValueError:
+                host = f"{host}/{only}" if only else host
+            else:
+                host = f"[{addr}]" if addr.version == 6 else str(addr)
+        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)

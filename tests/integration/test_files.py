@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import termios
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,8 @@ import h11
 import httpx
 import pytest
 from pyws_harness import wait_until
+
+from pyws.worker import static
 
 if TYPE_CHECKING:
     from tests.integration.conftest import FileMountFactory, Running, Serve
@@ -129,7 +132,10 @@ def test_a_slow_reader_does_not_make_the_worker_hold_the_file(
     assert sha256(body) == sha256(big_files["/ten-mib.gz"])
 
 
-def test_changed_files_are_served_fresh(site: Running, docroot: Path) -> None:
+def test_changed_files_are_served_fresh(
+    site: Running, docroot: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(static, "REVALIDATE_SECS", 0.0)
     small = docroot / "changing.txt"
     large = docroot / "changing.gz"
     with httpx.Client() as client:
@@ -141,6 +147,17 @@ def test_changed_files_are_served_fresh(site: Running, docroot: Path) -> None:
             replacement.rename(large)  # a new inode, the way deploys replace files
             assert client.get(site.url("/changing.txt")).text == f"version {generation}\n"
             assert client.get(site.url("/changing.gz")).content == content
+
+
+def test_a_cached_small_file_is_revalidated_within_a_second(site: Running, docroot: Path) -> None:
+    small = docroot / "soon.txt"
+    small.write_text("old\n")
+    with httpx.Client() as client:
+        assert client.get(site.url("/soon.txt")).text == "old\n"
+        small.write_text("new!\n")
+        started = time.monotonic()
+        wait_until(lambda: client.get(site.url("/soon.txt")).text == "new!\n", 5, "new text")
+        assert time.monotonic() - started < static.REVALIDATE_SECS + 1.0
 
 
 def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, bytes]]:

@@ -200,7 +200,7 @@ def test_route_remainders_and_slash_redirects() -> None:
 
 def test_route_errors() -> None:
     vhosts = (vhost("h", mount("/foo")),)
-    for target, status in [(b"/../x", 403), (b"*", 400), (b"/bar", 404)]:
+    for target, status in [(b"/../x", 403), (b"*", 200), (b"/bar", 404)]:
         answer = route(vhosts, b"h", target).response
         assert answer is not None and answer.status == status
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pyws.supervisor.config.model import MountConfig, OriginKind, VhostConfig
+from pyws.worker import static
 from pyws.worker.http.events import Request
 from pyws.worker.http.preconditions import MAX_RANGES
 from pyws.worker.http.response import BOUNDARY, Response
@@ -134,7 +135,10 @@ def test_other_methods_get_405(files: FileMount, config: MountConfig) -> None:
     assert get(files, config, b"/page.html", method=b"HEAD").status == 200
 
 
-def test_changes_are_seen_at_once(files: FileMount, config: MountConfig, root: Path) -> None:
+def test_changes_are_seen_once_revalidated(
+    files: FileMount, config: MountConfig, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(static, "REVALIDATE_SECS", 0.0)
     assert get(files, config, b"/page.html").body == b"page\n"
     (root / "page.html").write_text("changed, and longer\n")
     assert get(files, config, b"/page.html").body == b"changed, and longer\n"
@@ -142,6 +146,15 @@ def test_changes_are_seen_at_once(files: FileMount, config: MountConfig, root: P
     assert get(files, config, b"/page.html").status == 404
     (root / "page.html").write_text("back\n")
     assert get(files, config, b"/page.html").body == b"back\n"
+
+
+def test_a_small_cached_file_is_trusted_for_revalidate_secs(
+    files: FileMount, config: MountConfig, root: Path
+) -> None:
+    assert get(files, config, b"/page.html").body == b"page\n"
+    (root / "page.html").write_text("changed\n")
+    # Within the window the whole old body is served: stale, never torn.
+    assert get(files, config, b"/page.html").body == b"page\n"
 
 
 def test_conditional_and_range(files: FileMount, config: MountConfig) -> None:
