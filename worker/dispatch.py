@@ -18,6 +18,8 @@ from typing import Protocol
 
 from pyws.supervisor.config.model import MountConfig, OriginKind, VhostConfig
 from pyws.worker.auth import AuthGate, Credentials, CredentialShield, credential_files_under
+from pyws.worker.cgi.origin import CGIMount
+from pyws.worker.exchange import StreamOrigin
 from pyws.worker.http.events import Request
 from pyws.worker.http.response import STATUS_LINES, Response, error_response, serialize_fields
 from pyws.worker.redirect import RedirectMount
@@ -44,6 +46,7 @@ class ServedMount:
     origin: Origin
     gate: AuthGate | None  # basic-auth: checked before anything else of the mount answers
     extra: bytes  # header lines every response of the mount carries (may be b"")
+    stream: StreamOrigin | None = None  # answers as the request head arrives (cgi://)
 
 
 def header_fields(vhost: VhostConfig, mount: MountConfig | None = None) -> list[tuple[str, str]]:
@@ -114,6 +117,19 @@ class Site:
             response = self._error_document(request, route.vhost.error_document_404, response)
         return response
 
+    def streamer(self, request: Request, route: Route) -> tuple[StreamOrigin, bytes] | None:
+        """The streaming origin that answers this request as soon as its head is in, or None
+        when the request is answered whole (a rejection, a failed gate, a decided route and
+        every non-streaming origin included)."""
+        served = self._mounts.get(id(route.mount))
+        if served is None or served.stream is None or route.response:
+            return None
+        if self._rejects and self._rejected(request, route) is not None:
+            return None
+        if served.gate is not None and not served.gate.admits(request):
+            return None
+        return served.stream, served.extra
+
     def _serve(self, request: Request, route: Route) -> Response:
         served = self._mounts.get(id(route.mount))
         if served is None:
@@ -124,6 +140,9 @@ class Site:
         if gate is not None and not gate.admits(request):
             return gate.denied
         # route.response: a slash redirect, answered only past the gate.
+        if served.stream is not None:
+            # Reached only when streamer() said no: nothing else is left to say.
+            return with_extra(route.response or error_response(500), served.extra)
         response = route.response or served.origin.handle(request, route)
         extra = served.extra
         # with_extra(), inlined: this is every request's path. Cached file answers carry the
@@ -173,7 +192,8 @@ def build_origins(vhosts: Iterable[VhostConfig]) -> dict[int, ServedMount]:
             gate = None
             if mount.basic_auth:
                 gate = AuthGate(credentials[mount.basic_auth], vhost.name, extra)
-            served[id(mount)] = ServedMount(origin, gate, extra)
+            stream = CGIMount(vhost, mount) if mount.kind is OriginKind.CGI else None
+            served[id(mount)] = ServedMount(origin, gate, extra, stream)
     return served
 
 

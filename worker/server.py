@@ -12,10 +12,12 @@ from typing import cast
 
 from pyws.supervisor.config.model import Config, VhostConfig
 from pyws.worker.accesslog import AccessLogs, peer_host
+from pyws.worker.cgi.environ import Peer
 from pyws.worker.dispatch import Site, build_origins
+from pyws.worker.exchange import Exchange
 from pyws.worker.http.connection import HTTPConnection, Limits
 from pyws.worker.http.dates import DateHeader
-from pyws.worker.http.events import END_OF_MESSAGE, ProtocolError, Request
+from pyws.worker.http.events import END_OF_MESSAGE, Data, ProtocolError, Request
 from pyws.worker.http.response import FileSpan, Response, error_response, serialize_fields
 from pyws.worker.routing import Route
 from pyws.worker.static import FileSender
@@ -60,6 +62,8 @@ class HTTPProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._peer: bytes | None = None  # the client's address, for the access log
+        self._exchange: Exchange | None = None  # a streaming origin answers the request
+        self._body_paused = False  # that origin cannot take more request content yet
         # Counted from accept on, not from connection_made(), which comes a loop turn later:
         # a drain in between must not find the worker empty and let it exit.
         server.opened(self)
@@ -99,6 +103,9 @@ class HTTPProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        exchange = self._exchange
+        if exchange is not None and exchange.handler is not None:
+            exchange.handler.resume_output()
         pending = self._pending_file
         if pending is not None:
             self._pending_file = None
@@ -115,6 +122,9 @@ class HTTPProtocol(asyncio.Protocol):
             self._sender.close()
             self._sender = None
         self._pending_file = None
+        if self._exchange is not None:
+            self._exchange.client_gone()
+            self._exchange = None
         self._server.closed(self)
 
     # -- requests ---------------------------------------------------------------------------------
@@ -126,11 +136,14 @@ class HTTPProtocol(asyncio.Protocol):
                 event = conn.next_event()
                 if event is None:
                     break
-                if event is END_OF_MESSAGE:
+                exchange = self._exchange
+                if exchange is not None and exchange.handler is not None:
+                    self._stream_event(exchange, event)
+                elif event is END_OF_MESSAGE:
                     self._respond()
                 elif type(event) is Request:
                     self._begin(event)
-                # Data: no origin here reads request content; it is dropped.
+                # Data for a whole-response origin: none reads request content; dropped.
         except ProtocolError as exc:
             log.debug("fd %d: %s", self._fd, exc)
             self._transport.write(conn.send_error(exc.status, self._loop.time(), time.time()))
@@ -148,15 +161,92 @@ class HTTPProtocol(asyncio.Protocol):
         elif self._eof and conn.idle:
             self._transport.close()
         else:
-            if not (self._busy or self._write_paused):
+            if not (self._busy or self._write_paused or self._body_paused):
                 self._resume_reading()
             self._arm()
 
     def _begin(self, request: Request) -> None:
         self._request = request
-        self._route = self._site.router.route(request.host, request.target)
+        route = self._route = self._site.router.route(request.host, request.target)
         if request.expect_continue:
             self._transport.write(self._conn.send_continue())
+        stream = self._site.streamer(request, route)
+        if stream is not None:
+            origin, extra = stream
+            exchange = self._exchange = Exchange(self, request, route, extra)
+            self._server.stream_started(exchange)
+            exchange.handler = origin.open(request, route, exchange)
+
+    def _stream_event(self, exchange: Exchange, event: object) -> None:
+        """Request content goes to the streaming origin; once it is all in, later requests
+        wait until the streamed response ends."""
+        assert exchange.handler is not None
+        if type(event) is Data:
+            exchange.handler.feed_body(event.data)
+        elif event is END_OF_MESSAGE:
+            exchange.handler.end_body()
+            self._busy = True
+
+    # -- streamed responses (Exchange calls these) --------------------------------------------
+
+    @property
+    def server(self) -> Server:
+        return self._server
+
+    def peer(self) -> Peer:
+        transport = self._transport
+        remote = transport.get_extra_info("peername") or ("", 0)
+        local = transport.get_extra_info("sockname") or ("", 0)
+        if isinstance(remote, str) or isinstance(local, str):  # a unix socket
+            return Peer("127.0.0.1", 0, 0)
+        return Peer(str(remote[0]), int(remote[1]), int(local[1]))
+
+    def stream_write_head(self, status: int, fields: bytes, length: int | None) -> None:
+        conn = self._conn
+        route = self._route
+        if route is not None:
+            conn.idle_timeout = route.keepalive_timeout
+        self._transport.write(
+            conn.send_stream_head(status, fields, length, self._loop.time(), time.time())
+        )
+        if self._server.access_logs is not None and self._exchange is not None:
+            self._log_access(self._exchange.request, Response(status, fields))
+
+    def stream_write(self, data: bytes) -> None:
+        self._transport.write(self._conn.send_stream_data(data))
+        exchange = self._exchange
+        if self._write_paused and exchange is not None and exchange.handler is not None:
+            exchange.handler.pause_output()  # the client reads slower than the origin writes
+
+    def stream_end(self) -> None:
+        self._transport.write(self._conn.end_stream(self._loop.time()))
+        self._stream_done()
+
+    def stream_fail(self, response: Response) -> None:
+        exchange = self._exchange
+        data = self._conn.send_response(response, self._loop.time(), time.time())
+        self._transport.write(data)
+        if self._server.access_logs is not None and exchange is not None:
+            self._log_access(exchange.request, response)
+        self._stream_done()
+
+    def stream_abort(self) -> None:
+        self._exchange = None
+        self._transport.abort()
+
+    def stream_pause_body(self, paused: bool) -> None:
+        self._body_paused = paused
+        if paused:
+            self._pause_reading()
+        elif not (self._busy or self._write_paused):
+            self._resume_reading()
+
+    def _stream_done(self) -> None:
+        self._exchange = None
+        self._body_paused = False
+        self._busy = False
+        self._request = None
+        self._process()
 
     def _respond(self) -> None:
         request, route, conn = self._request, self._route, self._conn
@@ -279,6 +369,8 @@ class HTTPProtocol(asyncio.Protocol):
     def _deadline(self) -> float | None:
         if self._linger_until is not None:
             return self._linger_until
+        if self._exchange is not None and not self._write_paused:
+            return None  # the origin owns the time (cgi-timeout); a stalled reader does not
         if self._busy or self._write_paused:
             return self._stall_deadline
         return self._conn.deadline
@@ -360,6 +452,7 @@ class Server:
         rejects = glob.reject_service_keywords
         self._sites = [(lst, Site(lst.vhosts, origins, rejects)) for lst in listeners]
         self._protocols: set[HTTPProtocol] = set()
+        self._streams: set[Exchange] = set()  # until their origin's work is over
         self._servers: list[asyncio.AbstractServer] = []
         self._draining = False
         self.closing_idle = False  # a stop: idle connections close now
@@ -409,7 +502,7 @@ class Server:
         self._check_closed()
 
     async def wait_closed(self) -> None:
-        """Return once drain() was called and no client connection is left."""
+        """Return once drain() was called and no client connection or origin work is left."""
         await self._all_closed.wait()
 
     @property
@@ -430,6 +523,14 @@ class Server:
         self._protocols.discard(protocol)
         self._check_closed()
 
+    def stream_started(self, exchange: Exchange) -> None:
+        self._streams.add(exchange)
+
+    def stream_finished(self, exchange: Exchange) -> None:
+        self._streams.discard(exchange)
+        self._check_closed()
+
     def _check_closed(self) -> None:
-        if self._draining and not self._protocols:
+        # A draining worker also waits for its scripts: none may outlive it unreaped.
+        if self._draining and not self._protocols and not self._streams:
             self._all_closed.set()

@@ -362,7 +362,7 @@ def test_vhosts_are_chosen_by_host(
 def test_what_this_worker_does_not_serve(
     serve: Serve, file_mount: FileMountFactory, docroot: Path, tmp_path: Path
 ) -> None:
-    cgi = MountConfig("/cgi", "cgi:///bin/true", OriginKind.CGI, "/bin/true")
+    cgi = MountConfig("/cgi", "callback://x", OriginKind.CALLBACK, "x")  # not built yet
     rejects = GlobalConfig(reject_service_keywords=(("scumbot", 403, "Forbidden"),))
     logins = tmp_path / "logins"
     logins.write_text("user:secret\n")

@@ -44,6 +44,9 @@ def parse_cgi_head(section: bytes) -> CGIHead:
         if not sep or not name or name != name.strip() or b" " in name:
             raise CGIHeaderError(f"malformed header line {line[:80]!r}")
         value = value.strip()
+        if b"\r" in line or b"\0" in line:
+            # A CR inside a line would let the script split our response (RFC 9110 §5.5).
+            raise CGIHeaderError(f"control character in header line {line[:80]!r}")
         key = name.lower()
         if key == b"status":
             status, reason = _parse_status(value)

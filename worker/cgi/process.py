@@ -1,9 +1,8 @@
 """Running one CGI script: the asyncio side of `CGILifecycle`.
 
-The subprocess protocol turns pipe and exit callbacks into lifecycle facts and
-carries out the commands on a `CGISink`, the HTTP side of the exchange. uvloop
-reaps the child itself and reports it through `process_exited`, in whatever
-order relative to the pipes' EOF: the lifecycle does not care.
+Pipe callbacks and the child's exit (seen on a pidfd and reaped right there) become
+lifecycle facts, in whatever order they come: the lifecycle does not care. Its
+commands are carried out on a `CGISink`, the HTTP side of the exchange.
 
 Order of calls: `start_cgi()`; then `feed_body()`* and `end_body()` as the
 request content arrives; `pause_output()`/`resume_output()` from the client's
@@ -15,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import subprocess
 from typing import Protocol, cast
 
 from pyws.worker.cgi import lifecycle as lc
@@ -41,13 +42,40 @@ class CGISink(Protocol):
     def finished(self) -> None: ...
 
 
-class CGIRun(asyncio.SubprocessProtocol):
+class _Pipe(asyncio.Protocol):
+    """One of the script's pipes, reporting to its CGIRun by fd number."""
+
+    def __init__(self, run: CGIRun, fd: int) -> None:
+        self.run = run
+        self.fd = fd
+
+    def data_received(self, data: bytes) -> None:
+        self.run.pipe_data_received(self.fd, data)
+
+    def eof_received(self) -> bool:
+        return False  # close the transport: connection_lost() reports the EOF
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.run.pipe_connection_lost(self.fd)
+
+    def pause_writing(self) -> None:
+        self.run.sink.pause_request_body()  # the script's stdin pipe is full
+
+    def resume_writing(self) -> None:
+        self.run.sink.resume_request_body()
+
+
+class CGIRun:
+    """One script: its three pipes, its pidfd, its timers, and its lifecycle."""
+
     def __init__(self, script: str, sink: CGISink, timeout: float) -> None:
         self.lifecycle = lc.CGILifecycle(script)
         self.sink = sink
         self.script = script
         self.pid = 0
-        self._transport: asyncio.SubprocessTransport | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._pidfd = -1
+        self._pipes: dict[int, asyncio.BaseTransport] = {}
         self._loop = asyncio.get_running_loop()
         self._timer = self._loop.call_later(timeout, self._feed, lc.TimedOut())
         self._grace: asyncio.TimerHandle | None = None
@@ -55,21 +83,51 @@ class CGIRun(asyncio.SubprocessProtocol):
         self._stderr_tail = b""
         self._finished = False
 
-    # asyncio.SubprocessProtocol -------------------------------------------
+    async def start(self, program: str, env: dict[str, str], cwd: str) -> None:
+        """Spawn in a new session and process group with fds 0-2 only; OSError if it cannot
+        be executed. subprocess uses vfork(): a fraction of uvloop's fork()-based spawn."""
+        fds = [os.pipe() for _ in range(3)]
+        (in_r, in_w), (out_r, out_w), (err_r, err_w) = fds
+        try:
+            self._popen = subprocess.Popen(
+                [program],
+                stdin=in_r,
+                stdout=out_w,
+                stderr=err_w,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except BaseException:
+            for fd in (in_w, out_r, err_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (in_r, out_w, err_w):
+                os.close(fd)  # the script's ends: ours must not keep its EOFs away
+        self.pid = self._popen.pid
+        # The exit is watched on its own path: a pidfd, whatever the pipes are doing.
+        self._pidfd = os.pidfd_open(self.pid)
+        self._loop.add_reader(self._pidfd, self._on_exit)
+        loop = self._loop
+        stdin, _ = await loop.connect_write_pipe(
+            functools.partial(_Pipe, self, _STDIN), os.fdopen(in_w, "wb", buffering=0)
+        )
+        self._pipes[_STDIN] = stdin
+        for fd, raw in ((_STDOUT, out_r), (_STDERR, err_r)):
+            transport, _ = await loop.connect_read_pipe(
+                functools.partial(_Pipe, self, fd), os.fdopen(raw, "rb", buffering=0)
+            )
+            self._pipes[fd] = transport
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self._transport = transport
-        self.pid = transport.get_pid()
-
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        assert isinstance(data, bytes)
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == _STDOUT:
             self._feed(lc.StdoutData(data))
         elif fd == _STDERR:
             self._log_stderr(data)
 
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+    def pipe_connection_lost(self, fd: int) -> None:
         if fd == _STDOUT:
             self._feed(lc.StdoutEOF())
         elif fd == _STDERR:
@@ -80,16 +138,18 @@ class CGIRun(asyncio.SubprocessProtocol):
             self._stdin_open = False
             self.sink.resume_request_body()
 
-    def process_exited(self) -> None:
-        assert self._transport is not None
-        code = self._transport.get_returncode()
-        self._feed(lc.ChildExited(code if code is not None else -1))
-
-    def pause_writing(self) -> None:
-        self.sink.pause_request_body()  # the script's stdin pipe is full
-
-    def resume_writing(self) -> None:
-        self.sink.resume_request_body()
+    def _on_exit(self) -> None:
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        try:
+            _, status = os.waitpid(self.pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            code = -1
+        if self._popen is not None:
+            self._popen.returncode = code  # reaped here: subprocess must not wait for it
+        self._feed(lc.ChildExited(code))
 
     # The HTTP side ----------------------------------------------------------
 
@@ -129,8 +189,8 @@ class CGIRun(asyncio.SubprocessProtocol):
         if self.lifecycle.done and not self._finished:
             self._finished = True
             self.cancel_timers()
-            if self._transport is not None:
-                self._transport.close()
+            for pipe in self._pipes.values():
+                pipe.close()
             self.sink.finished()
 
     def _execute(self, command: lc.Command) -> None:
@@ -164,9 +224,7 @@ class CGIRun(asyncio.SubprocessProtocol):
             self._grace = self._loop.call_later(KILL_GRACE_SECS, self._feed, lc.GraceExpired())
 
     def _pipe(self, fd: int) -> asyncio.BaseTransport | None:
-        if self._transport is None:
-            return None
-        return self._transport.get_pipe_transport(fd)
+        return self._pipes.get(fd)
 
     def _log_stderr(self, data: bytes) -> None:
         """Stderr goes to the error log, a line at a time, named by the script: never to
@@ -188,21 +246,10 @@ async def start_cgi(
     sink: CGISink,
     timeout: float,
 ) -> CGIRun:
-    """Spawn `program` in its own session and process group, fds 0-2 only (every other fd
-    of the worker is close-on-exec); raises OSError when it cannot be executed."""
-    loop = asyncio.get_running_loop()
+    """Run `program` for one request; raises OSError when it cannot be executed."""
     run = CGIRun(program, sink, timeout)
     try:
-        await loop.subprocess_exec(
-            lambda: run,
-            program,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-        )
+        await run.start(program, env, cwd)
     except BaseException:
         run.cancel_timers()
         raise

@@ -106,6 +106,8 @@ class HTTPConnection:
         self._close_after = False
         self._draining = False
         self.sending_file = False
+        self.streaming = False  # an origin streams the current response's body
+        self._body_out = self._chunked_out = False
         self.closed = False
         self._idle_since = now
         # A new connection gets `timeout_secs` for its first head; later ones the keep-alive
@@ -359,6 +361,57 @@ class HTTPConnection:
         self._finish(now)
         return b"".join(parts)
 
+    def send_stream_head(
+        self, status: int, fields: bytes, length: int | None, now: float, wall: float
+    ) -> bytes:
+        """The head of a response whose body an origin streams (CGI): `send_stream_data()`
+        frames each piece, `end_stream()` ends it. Without a length the body is chunked on
+        HTTP/1.1 and close-delimited on 1.0 (RFC 9112 §6.3). The request's content may still
+        be arriving: it goes on to the origin until the stream ends."""
+        request = self._current
+        if request is None or not self._awaiting:
+            raise RuntimeError("send_stream_head() without a request to answer")
+        self._awaiting = False
+        keep = request.keep_alive and not self._draining and request.upgrade is None
+        self._body_out = request.method != b"HEAD" and status not in _NO_BODY_STATUSES
+        self._chunked_out = False
+        if length is not None:
+            fields += b"Content-Length: %d\r\n" % length
+        elif self._body_out and request.http_version == "1.1":
+            fields += b"Transfer-Encoding: chunked\r\n"
+            self._chunked_out = True
+        elif self._body_out:
+            keep = False  # HTTP/1.0 without a length: the close ends the body
+        parts = [STATUS_LINES.get(status) or status_line(status), self._dates.line(wall)]
+        parts += [self._server, fields]
+        if not keep:
+            parts.append(b"Connection: close\r\n")
+        elif request.http_version == "1.0":
+            parts.append(b"Connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        self._close_after = not keep
+        self.streaming = True
+        return b"".join(parts)
+
+    def send_stream_data(self, data: bytes) -> bytes:
+        if not (self.streaming and self._body_out and data):
+            return b""
+        if self._chunked_out:
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        return data
+
+    def end_stream(self, now: float) -> bytes:
+        """The streamed body is complete; what is left of the request's content is dropped."""
+        if not self.streaming:
+            raise RuntimeError("end_stream() while no stream was open")
+        self.streaming = False
+        request = self._current
+        if request is not None and self._content_pending(request):
+            self._close_after = self._close_after or not self._drop_content(request)
+        tail = b"0\r\n\r\n" if self._chunked_out else b""
+        self._finish(now)
+        return tail
+
     def file_sent(self, now: float) -> None:
         """The file body of the current response is out."""
         if not self.sending_file:
@@ -369,7 +422,7 @@ class HTTPConnection:
     def send_error(self, status: int, now: float, wall: float) -> bytes:
         """A final error response that closes the connection (after a ProtocolError or a bug)."""
         head_only = self._awaiting and self._current is not None and self._current.method == b"HEAD"
-        self._awaiting = self.sending_file = False
+        self._awaiting = self.sending_file = self.streaming = False
         self._stopped = self.closed = True
         response = error_response(status)
         return b"".join(
@@ -411,7 +464,7 @@ class HTTPConnection:
     @property
     def deadline(self) -> float | None:
         """When `handle_timeout()` is due; None while the application owes a response."""
-        if self.closed or self.sending_file:
+        if self.closed or self.sending_file or self.streaming:
             return None
         if self._in_message and not self._stopped:
             return self._rx_deadline
@@ -438,4 +491,10 @@ class HTTPConnection:
     @property
     def idle(self) -> bool:
         """Between requests, with nothing received, queued or owed."""
-        return not (self._in_message or self._events or self._awaiting or self.sending_file)
+        return not (
+            self._in_message
+            or self._events
+            or self._awaiting
+            or self.sending_file
+            or self.streaming
+        )
