@@ -170,35 +170,88 @@ def listener_address(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _clone(sock: socket.socket) -> socket.socket:
+    """Another SO_REUSEPORT socket on exactly the address of `sock` (its port too, when the
+    config said 0): the kernel spreads new connections over the group by their addresses."""
+    clone = socket.socket(sock.family, socket.SOCK_STREAM)
+    try:
+        clone.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        clone.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if sock.family == socket.AF_INET6:
+            v6only = sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+            clone.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+        device = sock.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16).rstrip(b"\0")
+        if device:
+            clone.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device)
+        clone.bind(sock.getsockname())
+        clone.listen(BACKLOG)
+    except OSError:
+        clone.close()
+        raise
+    return clone
+
+
 class ListenerSet:
-    """The root's open listeners, keyed by `VhostConfig.listen_key`."""
+    """The root's open listeners, keyed by `VhostConfig.listen_key`.
+
+    A TCP address gets one SO_REUSEPORT socket per worker slot, so the kernel balances
+    connections over the workers (one shared socket lets whichever worker wakes first take
+    a whole burst). Worker slot i of a generation of N takes sockets i, i+N, ...: every
+    socket always has a worker, and the set only grows while the address stays, because
+    closing a socket resets the connections queued on it. A unix socket has one path, so
+    it stays one socket that every worker shares.
+    """
 
     def __init__(self) -> None:
-        self.sockets: dict[str, socket.socket] = {}
+        self.sockets: dict[str, list[socket.socket]] = {}
 
-    def ensure(self, vhosts: Iterable[VhostConfig]) -> None:
-        """Bind what is missing; on failure close only what this call bound."""
-        added: list[str] = []
+    def ensure(self, vhosts: Iterable[VhostConfig], count: int = 1) -> None:
+        """Bind what is missing, `count` sockets per TCP address at least; on failure close
+        only what this call bound."""
+        added: list[tuple[str, socket.socket]] = []
         try:
             for vhost in vhosts:
-                if vhost.listen_key not in self.sockets:
-                    self.sockets[vhost.listen_key] = bind_listener(vhost)
-                    added.append(vhost.listen_key)
-                    log.info("listening on %s", listener_address(self.sockets[vhost.listen_key]))
+                key = vhost.listen_key
+                if key not in self.sockets:
+                    sock = bind_listener(vhost)
+                    self.sockets[key] = [sock]
+                    added.append((key, sock))
+                    log.info("listening on %s", listener_address(sock))
+                group = self.sockets[key]
+                while len(group) < count and group[0].family != socket.AF_UNIX:
+                    try:
+                        group.append(_clone(group[0]))
+                    except OSError as exc:
+                        raise ListenerError(f"cannot listen on {key}: {exc.strerror}") from exc
+                    added.append((key, group[-1]))
         except ListenerError:
-            for key in added:
-                self.sockets.pop(key).close()
+            for key, sock in reversed(added):
+                self.sockets[key].remove(sock)
+                if not self.sockets[key]:
+                    del self.sockets[key]
+                sock.close()
             raise
+
+    def for_slot(
+        self, keys: Iterable[str], slot: int, count: int
+    ) -> dict[str, list[socket.socket]]:
+        """The sockets worker `slot` of a generation of `count` workers accepts on."""
+        slots: dict[str, list[socket.socket]] = {}
+        for key in keys:
+            group = self.sockets[key]
+            shared = len(group) == 1  # a unix socket, or a single worker
+            slots[key] = [s for j, s in enumerate(group) if shared or j % count == slot]
+        return slots
 
     def keep_only(self, keys: set[str]) -> None:
         for key in [k for k in self.sockets if k not in keys]:
             log.info("closing listener %s", key)
-            sock = self.sockets.pop(key)
-            if sock.family == socket.AF_UNIX:
-                # Workers hold no path, only the fd: the name goes with the root's listener.
-                with contextlib.suppress(OSError):
-                    os.unlink(sock.getsockname())
-            sock.close()
+            for sock in self.sockets.pop(key):
+                if sock.family == socket.AF_UNIX:
+                    # Workers hold no path, only the fd: the name goes with the root's listener.
+                    with contextlib.suppress(OSError):
+                        os.unlink(sock.getsockname())
+                sock.close()
 
     def close(self) -> None:
         self.keep_only(set())

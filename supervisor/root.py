@@ -179,7 +179,7 @@ class Root:
             self._feed(m.GenerationFailed(number, errors, config_error=True))
             return
         try:
-            self.listeners.ensure(config.vhosts)
+            self.listeners.ensure(config.vhosts, config.global_.count_threads)
         except ListenerError as exc:
             self._feed(m.GenerationFailed(number, str(exc), config_error=False))
             return
@@ -187,8 +187,8 @@ class Root:
         self.runtimes[number] = runtime
         pids: list[int] = []
         try:
-            for _ in range(config.global_.count_threads):
-                pids.append(self._start_worker(number, runtime))
+            for slot in range(config.global_.count_threads):
+                pids.append(self._start_worker(number, runtime, slot))
         except OSError as exc:
             for pid in pids:
                 self._signal(pid, KILL)
@@ -204,11 +204,12 @@ class Root:
             )
         )
 
-    def _start_worker(self, number: int, runtime: _GenerationRuntime) -> int:
+    def _start_worker(self, number: int, runtime: _GenerationRuntime, slot: int) -> int:
+        count = runtime.config.global_.count_threads
         worker = spawn_worker(
             generation=number,
             snapshot=runtime.snapshot,
-            listeners={k: self.listeners.sockets[k] for k in runtime.keys},
+            listeners=self.listeners.for_slot(runtime.keys, slot, count),
             log_level=self.log_level,
         )
         self.workers[worker.pid] = worker
@@ -221,7 +222,7 @@ class Root:
         if runtime is None:
             return
         try:
-            pid = self._start_worker(number, runtime)
+            pid = self._start_worker(number, runtime, slot)
         except OSError as exc:
             log.error("generation %d: cannot respawn worker %d: %s", number, slot, exc)
             return

@@ -29,7 +29,7 @@ def spawn_worker(
     *,
     generation: int,
     snapshot: ConfigSnapshot,
-    listeners: dict[str, socket.socket],
+    listeners: dict[str, list[socket.socket]],
     log_level: str,
 ) -> SpawnedWorker:
     status_r, status_w = os.pipe()
@@ -39,12 +39,12 @@ def spawn_worker(
         "root_pid": os.getpid(),
         "log_level": log_level,
         "status_fd": status_w,
-        "listeners": {key: sock.fileno() for key, sock in listeners.items()},
+        "listeners": {key: [s.fileno() for s in socks] for key, socks in listeners.items()},
         "snapshot": json.loads(snapshot.to_json()),
     }
     os.write(boot_fd, json.dumps(doc).encode())
     os.lseek(boot_fd, 0, os.SEEK_SET)
-    inherited = [status_w, boot_fd, *doc["listeners"].values()]
+    inherited = [status_w, boot_fd] + [s.fileno() for socks in listeners.values() for s in socks]
     env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
     argv = [sys.executable, "-P", "-m", "pyws.worker", "--boot-fd", str(boot_fd)]
     try:

@@ -45,7 +45,7 @@ class BootDocument:
     root_pid: int
     log_level: str
     status_fd: int
-    listeners: dict[str, int]
+    listeners: dict[str, list[int]]
     snapshot: ConfigSnapshot
 
 
@@ -57,7 +57,7 @@ def read_boot_document(fd: int) -> BootDocument:
         root_pid=int(doc["root_pid"]),
         log_level=str(doc["log_level"]),
         status_fd=int(doc["status_fd"]),
-        listeners={str(k): int(v) for k, v in doc["listeners"].items()},
+        listeners={str(k): [int(fd) for fd in v] for k, v in doc["listeners"].items()},
         snapshot=ConfigSnapshot.from_json(json.dumps(doc["snapshot"])),
     )
 
@@ -72,12 +72,13 @@ def close_on_exec_everything() -> None:
                 os.set_inheritable(fd, False)
 
 
-def adopt_listeners(config: Config, fds: dict[str, int]) -> list[Listener]:
+def adopt_listeners(config: Config, fds: dict[str, list[int]]) -> list[Listener]:
+    """One Listener per inherited socket (an address may give this worker several)."""
     listeners = []
-    for key, fd in fds.items():
-        sock = socket.socket(fileno=fd)
+    for key, numbers in fds.items():
         vhosts = tuple(v for v in config.vhosts if v.listen_key == key)
-        listeners.append(Listener(sock=sock, key=key, vhosts=vhosts))
+        for fd in numbers:
+            listeners.append(Listener(sock=socket.socket(fileno=fd), key=key, vhosts=vhosts))
     return listeners
 
 

@@ -44,7 +44,8 @@ def test_serves_and_reports_status(pyws: Pyws, site: Site) -> None:
 
 def test_status_counts_open_connections(pyws: Pyws) -> None:
     pyws.start()
-    socks = [socket.create_connection(("127.0.0.1", pyws.port())) for _ in range(3)]
+    port = pyws.port()
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
     try:
         wait_until(lambda: pyws.generations()[0]["connections"] == 3, 10, "3 connections")
     finally:
@@ -165,3 +166,31 @@ def test_stop_closes_idle_keepalive_connections_of_every_generation(pyws: Pyws) 
     idle.settimeout(5)
     assert idle.recv(65536) == b""
     idle.close()
+
+
+def test_connections_are_spread_over_the_workers(pyws: Pyws, site: Site) -> None:
+    """One SO_REUSEPORT socket per worker slot: the kernel balances a burst of connections
+    (a single shared socket lets the first worker to wake take them all)."""
+    site.write_conf(global_={"count-threads": "2"})
+    pyws.start()
+    port = pyws.port()
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+    try:
+        for sock in socks:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        per_worker = {
+            pid: sum(
+                1
+                for c in psutil.Process(pid).net_connections(kind="tcp")
+                if c.status == psutil.CONN_ESTABLISHED
+            )
+            for pid in pyws.generations()[0]["pids"]
+        }
+        assert sum(per_worker.values()) == 40
+        assert min(per_worker.values()) >= 5, per_worker
+        # The balance survives a reload: the sockets are the root's, kept per slot.
+        assert pyws.reload().returncode == 0
+    finally:
+        for sock in socks:
+            sock.close()
