@@ -42,9 +42,9 @@ pytest: setup
 
 test: lint typecheck pytest
 
-# Peers for bench/: nginx, wrk and ab (apache2-utils).
+# Peers for bench/: nginx, lighttpd (mod_cgi), wrk and ab (apache2-utils).
 bench-tools: setup
-	@for p in nginx wrk apache2-utils; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@for p in nginx lighttpd wrk apache2-utils; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	$(BIN)/pip install -q 'uvicorn[standard]'
 

@@ -232,3 +232,49 @@ class UvicornServer(Server):
                 return int(found.group(1))
             time.sleep(0.05)
         raise RuntimeError(f"uvicorn did not say which port it bound (see {log})")
+
+
+class LighttpdServer(Server):
+    """lighttpd in the foreground, running every file of the document root as a CGI program
+    (mod_cgi), as `nobody` when started as root, like pyws workers.
+
+    lighttpd sets no SO_REUSEPORT, so it cannot bind a reserved port: the reserved socket is
+    handed to it already listening, by systemd socket activation (LISTEN_FDS=1, the socket
+    on fd 3, LISTEN_PID its own pid, set by the shell that execs it). The port is never free.
+    """
+
+    name = "lighttpd"
+    # The shell moves the socket to fd 3 and becomes lighttpd, keeping its pid.
+    ACTIVATE = 'exec 3<&"$1"; shift; LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"'
+
+    def __init__(self, ws: Workspace, sock: socket.socket) -> None:
+        super().__init__()
+        self.ws = ws
+        self.sock = sock  # bound, not listening: ours until start()
+        self.port = sock.getsockname()[1]
+        self.conf = ws.base / "lighttpd.conf"
+        user = 'server.username = "nobody"\nserver.groupname = "nogroup"\n'
+        self.conf.write_text(
+            f"""server.document-root = "{ws.docroot}"
+server.bind = "127.0.0.1"
+server.port = {self.port}
+server.systemd-socket-activation = "enable"
+server.modules = ("mod_cgi")
+server.max-connections = 4096
+{user if os.geteuid() == 0 else ""}cgi.assign = ("" => "")
+"""
+        )
+
+    def start(self) -> None:
+        lighttpd = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
+        self.sock.listen(socket.SOMAXCONN)
+        fd = self.sock.fileno()
+        argv = ["/bin/sh", "-c", self.ACTIVATE, "sh", str(fd), lighttpd, "-D", "-f", str(self.conf)]
+        log = self.ws.base / "lighttpd.log"
+        self.argv, self.log = argv, log
+        with open(log, "ab") as f:
+            self.proc = subprocess.Popen(
+                argv, stdout=f, stderr=f, start_new_session=True, pass_fds=(fd,)
+            )
+        self.sock.close()  # lighttpd holds it now; connections queue until it accepts
+        wait_port(self.port)

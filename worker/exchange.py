@@ -95,7 +95,8 @@ class Exchange:
             self.protocol.stream_abort()
 
     def pause_request_body(self) -> None:
-        self.protocol.stream_pause_body(True)
+        if not self.ended:  # a late pause must not stall the connection's next request
+            self.protocol.stream_pause_body(True)
 
     def resume_request_body(self) -> None:
         self.protocol.stream_pause_body(False)

@@ -238,7 +238,9 @@ class HTTPProtocol(asyncio.Protocol):
         self._body_paused = paused
         if paused:
             self._pause_reading()
-        elif not (self._busy or self._write_paused):
+        elif not self._write_paused:
+            # Even once the request is all in (_busy): a paused socket would hide the client's
+            # reset while the origin works. A pipelined request pauses it again, one read in.
             self._resume_reading()
 
     def _stream_done(self) -> None:

@@ -6,16 +6,20 @@ response never finished) cannot happen here by construction:
 - the child's exit is just a fact to record: reaping is the process layer's job and
   happens whenever the exit is seen, in any order relative to EOF;
 - the request is over (`done`) only when the response has ended AND the child was
-  reaped AND both pipes are closed, so nothing is dropped and nothing leaks.
+  reaped AND both pipes are closed AND a kill, once begun, has ended with SIGKILL, so
+  nothing is dropped and nothing leaks.
 
 Order of calls: feed facts with `handle()`; carry out the returned commands; after
 `KillGroup(SIGTERM)` arm a grace timer and feed `GraceExpired`; stop when `done`.
+Feed `ChildExited` before reaping the child, and carry out its commands first: a
+zombie leader still holds its process group's id, so a group kill cannot miss.
 """
 
 from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pyws.worker.cgi.headers import (
     MAX_HEADER_BYTES,
@@ -103,7 +107,11 @@ class KillGroup:
 
 @dataclass(frozen=True, slots=True)
 class StopReading:
-    """Close our ends of stdout and stderr: nothing more will be forwarded."""
+    """Close our end of stdout: nothing more will be forwarded. Stderr stays open through
+    the grace after SIGTERM (a script's last words; and a shell that reports its killed
+    child there would die of SIGPIPE before its TERM trap ran): `stderr` closes it too."""
+
+    stderr: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +143,8 @@ class CGILifecycle:
     child_alive: bool = True
     client_open: bool = True
     exit_code: int | None = None
+    # "term": SIGTERM went to the group and SIGKILL is still owed; "ended": SIGKILL went.
+    kill: Literal["term", "ended"] | None = None
     _buffer: bytearray = field(default_factory=bytearray)
     _remaining: int | None = None  # body bytes still owed when the script set Content-Length
 
@@ -145,6 +155,7 @@ class CGILifecycle:
             and not self.child_alive
             and not self.stdout_open
             and not self.stderr_open
+            and self.kill != "term"
         )
 
     def handle(self, fact: Fact) -> list[Command]:
@@ -167,8 +178,7 @@ class CGILifecycle:
             case TimedOut():
                 return self._on_timeout()
             case GraceExpired():
-                alive = self.child_alive or self.stdout_open
-                return [KillGroup(signal.SIGKILL)] if alive else []
+                return self._on_grace_expired()
         raise AssertionError(fact)
 
     def _on_data(self, data: bytes) -> list[Command]:
@@ -213,9 +223,12 @@ class CGILifecycle:
     def _on_exit(self, code: int) -> list[Command]:
         self.child_alive = False
         self.exit_code = code
+        cmds: list[Command] = []
         if code != 0:
-            return [LogError(f"{self.script} exited with {_describe(code)}")]
-        return []
+            cmds.append(LogError(f"{self.script} exited with {_describe(code)}"))
+        # The script is gone after our SIGTERM: the rest of its group (a grandchild that
+        # ignores SIGTERM, say) gets SIGKILL now, while the unreaped leader pins the group id.
+        return cmds + self._kill_hard()
 
     def _on_timeout(self) -> list[Command]:
         cmds: list[Command] = []
@@ -234,12 +247,30 @@ class CGILifecycle:
 
     def _kill(self) -> list[Command]:
         cmds: list[Command] = []
-        if self.child_alive or self.stdout_open:
+        # A pipe still open means some process of the group still holds it, even when the
+        # script itself has exited: the whole group goes.
+        if self.kill is None and (self.child_alive or self.stdout_open or self.stderr_open):
+            self.kill = "term"
             cmds.append(KillGroup(signal.SIGTERM))
-        if self.stdout_open or self.stderr_open:
-            self.stdout_open = self.stderr_open = False
+        if self.stdout_open:
+            self.stdout_open = False
             cmds.append(StopReading())
         return cmds
+
+    def _on_grace_expired(self) -> list[Command]:
+        cmds = self._kill_hard()
+        if self.stderr_open:
+            # Whatever still holds stderr (a process that left the group) must not hold the
+            # request open.
+            self.stderr_open = False
+            cmds.append(StopReading(stderr=True))
+        return cmds
+
+    def _kill_hard(self) -> list[Command]:
+        if self.kill != "term":
+            return []
+        self.kill = "ended"
+        return [KillGroup(signal.SIGKILL)]
 
     def _why(self) -> str:
         return "" if self.exit_code is None else f" (it exited with {_describe(self.exit_code)})"

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import logging
 import os
+import signal
 import subprocess
 from typing import Protocol, cast
 
@@ -143,13 +144,21 @@ class CGIRun:
         os.close(self._pidfd)
         self._pidfd = -1
         try:
-            _, status = os.waitpid(self.pid, 0)
-            code = os.waitstatus_to_exitcode(status)
+            # WNOWAIT: the zombie keeps its pid, so a group kill commanded by this fact
+            # still reaches its own group and no other (see CGILifecycle).
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
         except ChildProcessError:
-            code = -1
+            info = None
+        code = -1 if info is None else info.si_status
+        if info is not None and info.si_code != os.CLD_EXITED:
+            code = -info.si_status  # killed by a signal, as subprocess reports it
+        for command in self.lifecycle.handle(lc.ChildExited(code)):
+            self._execute(command)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
         if self._popen is not None:
             self._popen.returncode = code  # reaped here: subprocess must not wait for it
-        self._feed(lc.ChildExited(code))
+        self._check_done()
 
     # The HTTP side ----------------------------------------------------------
 
@@ -186,6 +195,9 @@ class CGIRun:
     def _feed(self, fact: lc.Fact) -> None:
         for command in self.lifecycle.handle(fact):
             self._execute(command)
+        self._check_done()
+
+    def _check_done(self) -> None:
         if self.lifecycle.done and not self._finished:
             self._finished = True
             self.cancel_timers()
@@ -207,8 +219,8 @@ class CGIRun:
                 self.sink.abort()
             case lc.KillGroup(signum):
                 self._kill(signum)
-            case lc.StopReading():
-                for fd in (_STDOUT, _STDERR):
+            case lc.StopReading(stderr):
+                for fd in (_STDOUT, _STDERR) if stderr else (_STDOUT,):
                     pipe = self._pipe(fd)
                     if pipe is not None:
                         pipe.close()
@@ -220,7 +232,7 @@ class CGIRun:
             # The script leads its own process group: this reaches its children too.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signum)
-        if self._grace is None:
+        if self._grace is None and signum == signal.SIGTERM:
             self._grace = self._loop.call_later(KILL_GRACE_SECS, self._feed, lc.GraceExpired())
 
     def _pipe(self, fd: int) -> asyncio.BaseTransport | None:

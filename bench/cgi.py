@@ -1,0 +1,251 @@
+"""CGI: pyws and lighttpd's mod_cgi back to back on the seed's tiny script under ab.
+
+    .venv/bin/python -m bench.cgi [--requests 2000] [--concurrency 20] [--rounds 3] [--workers 1]
+
+Both servers run the same three-line shell script (lighttpd bug #2217, the seed of issue 4),
+as `nobody` when started as root. Each round runs `ab -n N -c C` on each server in turn and
+reports requests/s, failures, the longest request and CPU per request (the servers' own CPU
+plus that of the scripts they reaped). Exit status 1 if a server did not answer correctly or
+ab failed. See README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import psutil
+
+from bench.peers import LighttpdServer, PywsServer, Server, Workspace, free_listener_port
+
+SCRIPT = '#!/bin/sh\necho "Content-type: text/html"\necho ""\necho "Plain text cxx!"\n'
+BODY = b"Plain text cxx!\n"
+PATH = "/cgi-bin/test"
+WARMUP_REQUESTS = 200
+AB_TIMEOUT_SECS = 30  # ab -s: a lost response shows up as a failed run, not a hang
+MAX_LATENCY_MS = 1000  # the goal's bound on the longest request
+_AB_FIELDS = {
+    "rate": re.compile(rb"^Requests per second:\s+([\d.]+)", re.M),
+    "complete": re.compile(rb"^Complete requests:\s+(\d+)", re.M),
+    "failed": re.compile(rb"^Failed requests:\s+(\d+)", re.M),
+    "non2xx": re.compile(rb"^Non-2xx responses:\s+(\d+)", re.M),
+    "longest": re.compile(rb"^\s*100%\s+(\d+) \(longest request\)", re.M),
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    rate: float  # requests per second
+    failures: int  # ab's failed and non-2xx responses, plus requests never completed
+    longest_ms: int
+    cpu_us: float  # server CPU, scripts included, per completed request
+    error: str = ""  # ab itself failed: the numbers do not count
+
+
+class PywsCGIServer(PywsServer):
+    """pyws with one cgi:// mount on the script (`count-threads` workers)."""
+
+    def __init__(self, ws: Workspace, port: int, workers: int, program: str) -> None:
+        super().__init__(ws, port, workers)
+        mount = {"mountpoint": PATH, "origin": f"cgi://{program}"}
+        listener = {"name": "localhost", "port": str(port), "interface": "127.0.0.1"}
+        conf = {
+            "global": {"count-threads": str(workers)},
+            "vhosts": [{**listener, "mounts": [mount]}],
+        }
+        (self.conf / "conf").write_text(json.dumps(conf))
+
+
+def cpu_seconds(server: Server) -> float:
+    """User + system CPU of the server's live processes and of the children they reaped (the
+    scripts): a CGI request's cost is mostly its fork and exec."""
+    assert server.proc is not None
+    total = 0.0
+    with contextlib.suppress(psutil.NoSuchProcess):
+        root = psutil.Process(server.proc.pid)
+        for proc in (root, *root.children(recursive=True)):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = proc.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def ab_command(requests: int, concurrency: int, url: str) -> list[str]:
+    # -r: a receive error counts as a failed request instead of ending the run.
+    timeout = str(AB_TIMEOUT_SECS)
+    return ["ab", "-q", "-r", "-s", timeout, "-n", str(requests), "-c", str(concurrency), url]
+
+
+def measure(server: Server, argv: list[str], requests: int) -> Sample:
+    before = cpu_seconds(server)
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=requests * 2 + 60)
+    except subprocess.TimeoutExpired:
+        return Sample(0.0, requests, 0, 0.0, "ab did not finish")
+    spent = cpu_seconds(server) - before
+    values = {}
+    for key, pattern in _AB_FIELDS.items():
+        found = pattern.search(done.stdout)
+        values[key] = float(found.group(1)) if found else 0.0
+    complete = int(values["complete"])
+    if done.returncode != 0 or not complete:
+        why = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+        failures = requests - complete
+        return Sample(0.0, failures, 0, 0.0, f"ab exit {done.returncode}: {why[-1:]}")
+    failures = int(values["failed"] + values["non2xx"]) + requests - complete
+    cpu = spent / complete * 1e6
+    return Sample(values["rate"], failures, int(values["longest"]), cpu)
+
+
+def verify(name: str, server: Server) -> str:
+    """The server must answer the script's exact output before it is measured."""
+    try:
+        with urllib.request.urlopen(url_of(server), timeout=10) as resp:
+            if resp.status == 200 and resp.read() == BODY:
+                return ""
+            return f"{name}: GET {PATH} gave {resp.status}, not the script's output"
+    except OSError as exc:
+        return f"{name}: GET {PATH} failed: {exc!r}"
+
+
+def url_of(server: Server) -> str:
+    return f"http://127.0.0.1:{server.port}{PATH}"
+
+
+@contextlib.contextmanager
+def running(ws: Workspace, workers: int) -> Iterator[dict[str, Server]]:
+    """pyws and lighttpd on reserved ports; each stopped by its process group."""
+    program = ws.docroot / PATH.lstrip("/")
+    program.parent.mkdir(mode=0o755)
+    program.write_text(SCRIPT)
+    program.chmod(0o755)
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, Server] = {}
+        pyws_port = stack.enter_context(free_listener_port()).getsockname()[1]
+        lighttpd_sock = stack.enter_context(free_listener_port())
+        for server in (
+            PywsCGIServer(ws, pyws_port, workers, str(program)),
+            LighttpdServer(ws, lighttpd_sock),
+        ):
+            stack.callback(server.stop)
+            try:
+                server.start()
+            except RuntimeError:
+                print(f"{server.name} did not start; the end of its log:\n{server.log_tail()}")
+                raise
+            print(f"$ {shlex.join(server.argv)}    # {server.name}, 127.0.0.1:{server.port}")
+            servers[server.name] = server
+        print(f"lighttpd config ({ws.base / 'lighttpd.conf'}):")
+        print("    " + (ws.base / "lighttpd.conf").read_text().strip().replace("\n", "\n    "))
+        yield servers
+
+
+def run(args: argparse.Namespace, ws: Workspace) -> tuple[dict[str, list[Sample]], list[str]]:
+    samples: dict[str, list[Sample]] = {}
+    problems: list[str] = []
+    with running(ws, args.workers) as servers:
+        for name, server in servers.items():
+            problem = verify(name, server)
+            if problem:
+                problems.append(problem)
+                return samples, problems
+            subprocess.run(
+                ab_command(WARMUP_REQUESTS, args.concurrency, url_of(server)),
+                check=False,
+                capture_output=True,
+                timeout=120,
+            )
+        for server in servers.values():
+            print(f"$ {shlex.join(ab_command(args.requests, args.concurrency, url_of(server)))}")
+        for round_ in range(1, args.rounds + 1):
+            for name, server in servers.items():
+                argv = ab_command(args.requests, args.concurrency, url_of(server))
+                sample = measure(server, argv, args.requests)
+                samples.setdefault(name, []).append(sample)
+                if sample.error:
+                    problems.append(f"{name}, round {round_}: {sample.error}")
+                print(
+                    f"  round {round_} {name:<8} {sample.rate:>8,.0f} req/s"
+                    f" {sample.failures:>5} failed  longest {sample.longest_ms:>5} ms"
+                    f" {sample.cpu_us:>8.0f} us CPU/req"
+                )
+    return samples, problems
+
+
+def report(samples: dict[str, list[Sample]], rounds: int) -> None:
+    noisy = " (one round: a smoke run, not a measurement)" if rounds == 1 else ""
+    print(f"\n== results: median (min-max) over {rounds} round(s){noisy} ==")
+    print(f"  {'server':<9} {'req/s':>8}  {'min-max':<13} {'failed':>6}  longest  CPU us/req")
+    for name, runs in samples.items():
+        rates = [s.rate for s in runs]
+        span = f"{min(rates):,.0f}-{max(rates):,.0f}"
+        failed = sum(s.failures for s in runs)
+        longest = max(s.longest_ms for s in runs)
+        cpu = statistics.median(s.cpu_us for s in runs)
+        rate = statistics.median(rates)
+        print(f"  {name:<9} {rate:>8,.0f}  {span:<13} {failed:>6} {longest:>5} ms {cpu:>10.0f}")
+    mine, theirs = samples.get("pyws"), samples.get("lighttpd")
+    if mine and theirs:
+        goal(mine, theirs)
+
+
+def goal(mine: list[Sample], theirs: list[Sample]) -> None:
+    ratio = statistics.median(s.rate for s in mine) / statistics.median(s.rate for s in theirs)
+    by_cpu = statistics.median(s.cpu_us for s in theirs) / statistics.median(s.cpu_us for s in mine)
+    print(f"  pyws/lighttpd: {ratio:.2f}, by CPU per request {by_cpu:.2f}")
+    failed = sum(s.failures for s in mine)
+    longest = max(s.longest_ms for s in mine)
+    met = ratio >= 1.0 and failed == 0 and longest < MAX_LATENCY_MS
+    print("\n== goal (issue 4) ==")
+    print(
+        f"{'PASS' if met else 'MISS'}  pyws >= 1.0x lighttpd req/s with 0 failures and longest"
+        f" request < {MAX_LATENCY_MS} ms: ratio {ratio:.2f}, {failed} failed, longest {longest} ms"
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="ab -n, per run")
+    parser.add_argument("--concurrency", type=int, default=20, help="ab -c")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per server, taking turns")
+    parser.add_argument("--workers", type=int, default=1, help="pyws count-threads")
+    args = parser.parse_args(argv)
+    if min(args.requests, args.concurrency, args.rounds, args.workers) < 1:
+        parser.error("every option must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(f"{args.rounds} round(s) of ab -n {args.requests} -c {args.concurrency} per server")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (nothing is pinned)")
+    ws = Workspace()
+    started = time.monotonic()
+    try:
+        samples, problems = run(args, ws)
+    finally:
+        ws.cleanup()
+    report(samples, args.rounds)
+    took = time.monotonic() - started
+    print(f"\ntook {took:.0f} s; load average now {os.getloadavg()[0]:.2f}")
+    if problems:
+        print("\nERRORS: the numbers of a run with errors do not count:")
+        for problem in problems:
+            print(f"  {problem}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
