@@ -121,8 +121,8 @@ def _unix_sockets(proc: psutil.Process, listening: set[str]) -> tuple[set[str], 
     listeners: set[str] = set()
     connections = 0
     for conn in proc.net_connections(kind="unix"):
-        if not conn.laddr:
-            continue
+        if not conn.laddr or conn.laddr[0] in "\0@":
+            continue  # unnamed, or abstract (a generation's shared-world socket)
         try:
             inode = os.readlink(f"/proc/{proc.pid}/fd/{conn.fd}")[len("socket:[") : -1]
         except OSError:

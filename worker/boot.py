@@ -32,10 +32,12 @@ from pyws.supervisor.exitcodes import EXIT_CONFIG, EXIT_OK, EXIT_WORKER_BOOT
 from pyws.supervisor.logs import parse_level, setup_logging
 from pyws.supervisor.protocol import ACTIVATE, DRAIN, REOPEN_LOGS, STOP, STOP_BOUND
 from pyws.worker.accesslog import open_access_logs
-from pyws.worker.plugins import PluginError, load_plugin_modules
+from pyws.worker.plugin_api import WorkerInfo
+from pyws.worker.plugins import PluginError, PluginSet
 from pyws.worker.preload import preload_lazy_modules
 from pyws.worker.privileges import PrivilegeError, drop_privileges
 from pyws.worker.server import Listener, Server
+from pyws.worker.world import World
 
 log = logging.getLogger("pyws.worker")
 
@@ -103,9 +105,8 @@ def main(argv: list[str]) -> int:
         return EXIT_CONFIG
     listeners = adopt_listeners(config, boot.listeners)
     try:
-        load_plugin_modules(config.global_.plugin_dirs)
-        # Built while still root: origins read what the worker may not read later
-        # (basic-auth credential files, log files opened for append).
+        # Built while still root: plugins are imported, and origins read what the worker
+        # may not read later (basic-auth credential files, log files opened for append).
         life = WorkerLife(config, listeners, boot)
         preload_lazy_modules()
         drop_privileges(config.global_.username, config.global_.groupname, boot.root_pid)
@@ -129,8 +130,15 @@ class WorkerLife:
         if self.access_logs is not None:
             # Lines wait a moment to share a write(): the last ones go out as the process exits.
             atexit.register(self.access_logs.close)
+        self.info = WorkerInfo(boot.generation, boot.root_pid)
+        self.world = World(boot.root_pid, boot.generation)
+        self.plugins = PluginSet(config, self.world, self.info)
         self.server = Server(
-            config, listeners, generation=boot.generation, access_logs=self.access_logs
+            config,
+            listeners,
+            generation=boot.generation,
+            access_logs=self.access_logs,
+            plugins=self.plugins,
         )
         self.draining = False
         self.stopping = False
@@ -138,6 +146,10 @@ class WorkerLife:
     async def run(self) -> int:
         await self.server.start()
         loop = asyncio.get_running_loop()
+        # The shared world of this generation: its workers link up before the first client.
+        await self.world.start()
+        self.plugins.start(loop)
+        self.info.connections = lambda: self.server.connections
         loop.add_signal_handler(DRAIN, self.drain, False)
         loop.add_signal_handler(STOP, self.drain, True)
         loop.add_signal_handler(ACTIVATE, self._title, "active")
@@ -148,6 +160,8 @@ class WorkerLife:
         os.write(self.boot.status_fd, b"ready\n")
         os.close(self.boot.status_fd)
         await self.server.wait_closed()
+        self.plugins.stop()
+        self.world.close()
         return EXIT_OK
 
     def drain(self, stopping: bool) -> None:

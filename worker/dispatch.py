@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pyws.supervisor.config.model import MountConfig, OriginKind, VhostConfig
 from pyws.worker.auth import AuthGate, Credentials, CredentialShield, credential_files_under
@@ -25,6 +25,9 @@ from pyws.worker.http.response import STATUS_LINES, Response, error_response, se
 from pyws.worker.redirect import RedirectMount
 from pyws.worker.routing import Route, Router
 from pyws.worker.static import FileMount
+
+if TYPE_CHECKING:
+    from pyws.worker.plugins import PluginSet
 
 log = logging.getLogger("pyws.worker")
 
@@ -174,7 +177,9 @@ class Site:
         return Response(404, document.headers, document.body, document.file)
 
 
-def build_origins(vhosts: Iterable[VhostConfig]) -> dict[int, ServedMount]:
+def build_origins(
+    vhosts: Iterable[VhostConfig], plugins: PluginSet | None = None
+) -> dict[int, ServedMount]:
     """What answers for every mount of `vhosts`, keyed by id() of the MountConfig.
 
     Call while still root: basic-auth files are read here (OSError if one cannot be).
@@ -197,7 +202,11 @@ def build_origins(vhosts: Iterable[VhostConfig]) -> dict[int, ServedMount]:
             gate = None
             if mount.basic_auth:
                 gate = AuthGate(credentials[mount.basic_auth], vhost.name, extra)
-            stream = CGIMount(vhost, mount) if mount.kind is OriginKind.CGI else None
+            stream: StreamOrigin | None = None
+            if mount.kind is OriginKind.CGI:
+                stream = CGIMount(vhost, mount)
+            elif mount.kind is OriginKind.CALLBACK and plugins is not None:
+                stream = plugins.callback_origin(vhost, mount)
             served[id(mount)] = ServedMount(origin, gate, extra, stream)
     return served
 

@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from pyws.supervisor.config.model import Config, VhostConfig
 from pyws.worker.accesslog import AccessLogs, peer_host
@@ -21,6 +21,12 @@ from pyws.worker.http.events import END_OF_MESSAGE, Data, ProtocolError, Request
 from pyws.worker.http.response import FileSpan, Response, error_response, serialize_fields
 from pyws.worker.routing import Route
 from pyws.worker.static import FileSender
+from pyws.worker.ws.connection import WSLimits
+from pyws.worker.ws.handshake import Refuse, negotiate, wants_websocket
+from pyws.worker.ws.protocol import WSProtocol, take_over
+
+if TYPE_CHECKING:
+    from pyws.worker.plugins import PluginSet
 
 log = logging.getLogger("pyws.worker")
 
@@ -64,6 +70,8 @@ class HTTPProtocol(asyncio.Protocol):
         self._peer: bytes | None = None  # the client's address, for the access log
         self._exchange: Exchange | None = None  # a streaming origin answers the request
         self._body_paused = False  # that origin cannot take more request content yet
+        self._processing = False  # inside _process(): a stream ending now must not re-enter
+        self._upgraded = False  # the transport belongs to a WebSocket now
         # Counted from accept on, not from connection_made(), which comes a loop turn later:
         # a drain in between must not find the worker empty and let it exit.
         server.opened(self)
@@ -131,8 +139,9 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _process(self) -> None:
         conn = self._conn
+        self._processing = True
         try:
-            while not (self._busy or self._write_paused):
+            while not (self._busy or self._write_paused or self._upgraded):
                 event = conn.next_event()
                 if event is None:
                     break
@@ -152,7 +161,10 @@ class HTTPProtocol(asyncio.Protocol):
         except Exception:  # the per-connection boundary: a bug here must not take others down
             log.exception("fd %d: internal error", self._fd)
             self._internal_error()
-        self._after_events()
+        finally:
+            self._processing = False
+        if not self._upgraded:
+            self._after_events()
 
     def _after_events(self) -> None:
         conn = self._conn
@@ -167,6 +179,8 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _begin(self, request: Request) -> None:
         self._request = request
+        if request.upgrade is not None and self._upgrade(request):
+            return
         route = self._route = self._site.router.route(request.host, request.target)
         if request.expect_continue:
             self._transport.write(self._conn.send_continue())
@@ -176,6 +190,44 @@ class HTTPProtocol(asyncio.Protocol):
             exchange = self._exchange = Exchange(self, request, route, extra)
             self._server.stream_started(exchange)
             exchange.handler = origin.open(request, route, exchange)
+
+    def _upgrade(self, request: Request) -> bool:
+        """A WebSocket upgrade on a vhost with `ws-protocols`: answered here (101 and the
+        transport handed to a WSProtocol, or a refusal). False: serve it as plain HTTP, as
+        RFC 9110 §7.8 allows, when nothing here speaks WebSocket."""
+        plugins = self._server.plugins
+        if plugins is None or not wants_websocket(request):
+            return False
+        route = self._route = self._site.router.route(request.host, request.target, upgrade=True)
+        offer = plugins.offer(route.vhost)
+        if not offer.by_name:
+            return False
+        decision = negotiate(request, offer)
+        if isinstance(decision, Refuse):
+            log.debug("fd %d: upgrade refused: %s", self._fd, decision.reason)
+            response = decision.response
+            self._transport.write(
+                self._conn.send_response(response, self._loop.time(), time.time())
+            )
+        else:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            take_over(
+                self._transport,
+                request,
+                decision,
+                self._conn.trailing_data,
+                limits=self._server.ws_limits,
+                registry=self._server,
+            )
+            self._upgraded = True
+            # After take_over(), which counted the WebSocket: a drain never sees zero between.
+            self._server.closed(self)
+            response = Response(101, b"")
+        if self._server.access_logs is not None:
+            self._log_access(request, response)
+        return True
 
     def _stream_event(self, exchange: Exchange, event: object) -> None:
         """Request content goes to the streaming origin; once it is all in, later requests
@@ -248,7 +300,8 @@ class HTTPProtocol(asyncio.Protocol):
         self._body_paused = False
         self._busy = False
         self._request = None
-        self._process()
+        if not self._processing:  # ended from within _process(): its loop goes on by itself
+            self._process()
 
     def _respond(self) -> None:
         request, route, conn = self._request, self._route, self._conn
@@ -439,10 +492,13 @@ class Server:
         *,
         generation: int,
         access_logs: AccessLogs | None = None,
+        plugins: PluginSet | None = None,
     ) -> None:
         self.config = config
         self.generation = generation
         self.access_logs = access_logs  # None: no vhost of this worker keeps an access log
+        self.plugins = plugins  # None: this worker speaks no WebSocket and has no callbacks
+        self.ws_limits = WSLimits(ping_interval=config.global_.ws_pingpong_secs or None)
         self._listeners = tuple(listeners)
         glob = config.global_
         self._limits = Limits(timeout_secs=glob.timeout_secs)
@@ -450,10 +506,12 @@ class Server:
         self._server_field = b""
         if glob.server_string:
             self._server_field = serialize_fields([("Server", glob.server_string)])
-        origins = build_origins(vhost for listener in listeners for vhost in listener.vhosts)
+        origins = build_origins(
+            (vhost for listener in listeners for vhost in listener.vhosts), plugins
+        )
         rejects = glob.reject_service_keywords
         self._sites = [(lst, Site(lst.vhosts, origins, rejects)) for lst in listeners]
-        self._protocols: set[HTTPProtocol] = set()
+        self._protocols: set[HTTPProtocol | WSProtocol] = set()
         self._streams: set[Exchange] = set()  # until their origin's work is over
         self._servers: list[asyncio.AbstractServer] = []
         self._draining = False
@@ -500,7 +558,15 @@ class Server:
                     listener.sock.close()
             log.info("generation %d: draining %d connections", self.generation, self.connections)
         for protocol in list(self._protocols):
-            protocol.drain(self.closing_idle)
+            if isinstance(protocol, WSProtocol):
+                # A reload leaves WebSockets open (deprecated-timeout-secs ends them, 1001);
+                # a stop says goodbye now.
+                if self.closing_idle:
+                    protocol.close(1001, "server going away")
+                else:
+                    protocol.drain(None)
+            else:
+                protocol.drain(self.closing_idle)
         self._check_closed()
 
     async def wait_closed(self) -> None:
@@ -518,10 +584,10 @@ class Server:
         for protocol in list(self._protocols):
             protocol.abort()
 
-    def opened(self, protocol: HTTPProtocol) -> None:
+    def opened(self, protocol: HTTPProtocol | WSProtocol) -> None:
         self._protocols.add(protocol)
 
-    def closed(self, protocol: HTTPProtocol) -> None:
+    def closed(self, protocol: HTTPProtocol | WSProtocol) -> None:
         self._protocols.discard(protocol)
         self._check_closed()
 

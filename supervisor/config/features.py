@@ -35,10 +35,7 @@ _CLIENT_TLS = Pending("client TLS")
 _RAW = Pending("listen-accept (raw and fallback vhosts)")
 
 NOT_BUILT: dict[str, Pending] = {
-    "global.ws-pingpong-secs": Pending("ws-pingpong-secs", _WS),
     "global.init-ssl": _TLS,
-    "vhost.disable-no-protocol-ws-upgrades": Pending("disable-no-protocol-ws-upgrades", _WS),
-    "vhost.ws-protocols": Pending("ws-protocols", _WS),
     "vhost.host-ssl-key": _TLS,
     "vhost.host-ssl-cert": _TLS,
     "vhost.host-ssl-ca": _TLS,
@@ -60,8 +57,6 @@ NOT_BUILT: dict[str, Pending] = {
     "vhost.allow-non-tls": _RAW,
     "vhost.redirect-http": _RAW,
     "vhost.allow-http-on-https": _RAW,
-    "mount.pmo": Pending("pmo", _WS),
-    "origin.callback": Pending("the callback:// origin", _WS),
     "origin.proxy": Pending("the proxy origin"),
     "pvo.raw": _RAW,
 }
