@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import signal
-from typing import Protocol, cast
+from typing import Protocol
 
 from pyws.worker.cgi import lifecycle as lc
 from pyws.worker.cgi.headers import CGIHead
@@ -42,29 +41,6 @@ class CGISink(Protocol):
     def finished(self) -> None: ...
 
 
-class _Pipe(asyncio.Protocol):
-    """One of the script's pipes, reporting to its CGIRun by fd number."""
-
-    def __init__(self, run: CGIRun, fd: int) -> None:
-        self.run = run
-        self.fd = fd
-
-    def data_received(self, data: bytes) -> None:
-        self.run.pipe_data_received(self.fd, data)
-
-    def eof_received(self) -> bool:
-        return False  # close the transport: connection_lost() reports the EOF
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.run.pipe_connection_lost(self.fd)
-
-    def pause_writing(self) -> None:
-        self.run.sink.pause_request_body()  # the script's stdin pipe is full
-
-    def resume_writing(self) -> None:
-        self.run.sink.resume_request_body()
-
-
 class CGIRun:
     """One script: its three pipes, its pidfd, its timers, and its lifecycle."""
 
@@ -74,7 +50,10 @@ class CGIRun:
         self.script = script
         self.pid = 0
         self._pidfd = -1
-        self._pipes: dict[int, asyncio.BaseTransport] = {}
+        self._fds: dict[int, int] = {}  # our ends of the script's stdin, stdout, stderr
+        self._stdin_buf = bytearray()  # what the script's full stdin pipe could not take
+        self._stdin_end = False  # close stdin once the buffer is written
+        self._out_paused = False
         self._loop = asyncio.get_running_loop()
         self._timer = self._loop.call_later(timeout, self._feed, lc.TimedOut())
         self._grace: asyncio.TimerHandle | None = None
@@ -82,7 +61,7 @@ class CGIRun:
         self._stderr_tail = b""
         self._finished = False
 
-    async def start(self, program: str, env: dict[str, str], cwd: str) -> None:
+    def start(self, program: str, env: dict[str, str], cwd: str) -> None:
         """Spawn in a new session and process group with fds 0-2 only (every other fd of the
         worker is close-on-exec); OSError if it cannot be executed.
 
@@ -115,16 +94,38 @@ class CGIRun:
         # The exit is watched on its own path: a pidfd, whatever the pipes are doing.
         self._pidfd = os.pidfd_open(self.pid)
         self._loop.add_reader(self._pidfd, self._on_exit)
-        loop = self._loop
-        stdin, _ = await loop.connect_write_pipe(
-            functools.partial(_Pipe, self, _STDIN), os.fdopen(in_w, "wb", buffering=0)
-        )
-        self._pipes[_STDIN] = stdin
-        for fd, raw in ((_STDOUT, out_r), (_STDERR, err_r)):
-            transport, _ = await loop.connect_read_pipe(
-                functools.partial(_Pipe, self, fd), os.fdopen(raw, "rb", buffering=0)
-            )
-            self._pipes[fd] = transport
+        # Raw non-blocking fds on the loop: a third of what three pipe transports cost.
+        for fd, raw in ((_STDIN, in_w), (_STDOUT, out_r), (_STDERR, err_r)):
+            os.set_blocking(raw, False)
+            self._fds[fd] = raw
+        self._loop.add_reader(out_r, self._on_readable, _STDOUT)
+        self._loop.add_reader(err_r, self._on_readable, _STDERR)
+
+    def _on_readable(self, fd: int) -> None:
+        raw = self._fds.get(fd)
+        if raw is None:
+            return
+        try:
+            data = os.read(raw, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.pipe_data_received(fd, data)
+        else:
+            self._close(fd)
+            self.pipe_connection_lost(fd)
+
+    def _close(self, fd: int) -> None:
+        raw = self._fds.pop(fd, None)
+        if raw is None:
+            return
+        if fd == _STDIN:
+            self._loop.remove_writer(raw)
+        else:
+            self._loop.remove_reader(raw)
+        os.close(raw)
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == _STDOUT:
@@ -165,24 +166,54 @@ class CGIRun:
     # The HTTP side ----------------------------------------------------------
 
     def feed_body(self, data: bytes) -> None:
-        stdin = cast("asyncio.WriteTransport | None", self._pipe(_STDIN))
-        if stdin is not None and self._stdin_open and not stdin.is_closing():
-            stdin.write(data)
+        if not self._stdin_open or _STDIN not in self._fds:
+            return  # the script closed stdin or exited: the rest has nowhere to go
+        if self._stdin_buf:
+            self._stdin_buf += data
+            return
+        self._stdin_buf += data
+        self._flush_stdin()
+        if self._stdin_buf:
+            self._loop.add_writer(self._fds[_STDIN], self._on_stdin_writable)
+            self.sink.pause_request_body()  # the script's stdin pipe is full
+
+    def _on_stdin_writable(self) -> None:
+        self._flush_stdin()
+        if not self._stdin_buf and _STDIN in self._fds:
+            self._loop.remove_writer(self._fds[_STDIN])
+            self.sink.resume_request_body()
+            if self._stdin_end:
+                self._close(_STDIN)
+
+    def _flush_stdin(self) -> None:
+        try:
+            while self._stdin_buf:
+                written = os.write(self._fds[_STDIN], self._stdin_buf)
+                del self._stdin_buf[:written]
+        except BlockingIOError:
+            return
+        except OSError:  # EPIPE: the script will read no more
+            self._stdin_buf.clear()
+            self._stdin_open = False
+            self._close(_STDIN)
+            self.sink.resume_request_body()
 
     def end_body(self) -> None:
-        stdin = self._pipe(_STDIN)
-        if stdin is not None and not stdin.is_closing():
-            stdin.close()
+        self._stdin_end = True
+        if not self._stdin_buf:
+            self._close(_STDIN)
 
     def pause_output(self) -> None:
-        stdout = cast("asyncio.ReadTransport | None", self._pipe(_STDOUT))
-        if stdout is not None and not stdout.is_closing():
-            stdout.pause_reading()
+        raw = self._fds.get(_STDOUT)
+        if raw is not None and not self._out_paused:
+            self._out_paused = True
+            self._loop.remove_reader(raw)
 
     def resume_output(self) -> None:
-        stdout = cast("asyncio.ReadTransport | None", self._pipe(_STDOUT))
-        if stdout is not None and not stdout.is_closing():
-            stdout.resume_reading()
+        raw = self._fds.get(_STDOUT)
+        if raw is not None and self._out_paused:
+            self._out_paused = False
+            self._loop.add_reader(raw, self._on_readable, _STDOUT)
 
     def cancel_timers(self) -> None:
         self._timer.cancel()
@@ -203,8 +234,8 @@ class CGIRun:
         if self.lifecycle.done and not self._finished:
             self._finished = True
             self.cancel_timers()
-            for pipe in self._pipes.values():
-                pipe.close()
+            for fd in list(self._fds):
+                self._close(fd)
             self.sink.finished()
 
     def _execute(self, command: lc.Command) -> None:
@@ -223,9 +254,9 @@ class CGIRun:
                 self._kill(signum)
             case lc.StopReading(stderr):
                 for fd in (_STDOUT, _STDERR) if stderr else (_STDOUT,):
-                    pipe = self._pipe(fd)
-                    if pipe is not None:
-                        pipe.close()
+                    if fd in self._fds:
+                        self._close(fd)
+                        self.pipe_connection_lost(fd)
             case lc.LogError(message):
                 log.error("cgi %s", message)
 
@@ -236,9 +267,6 @@ class CGIRun:
                 os.killpg(self.pid, signum)
         if self._grace is None and signum == signal.SIGTERM:
             self._grace = self._loop.call_later(KILL_GRACE_SECS, self._feed, lc.GraceExpired())
-
-    def _pipe(self, fd: int) -> asyncio.BaseTransport | None:
-        return self._pipes.get(fd)
 
     def _log_stderr(self, data: bytes) -> None:
         """Stderr goes to the error log, a line at a time, named by the script: never to
@@ -253,7 +281,7 @@ class CGIRun:
                 log.warning("cgi %s stderr: %s", self.script, line.decode("utf-8", "replace"))
 
 
-async def start_cgi(
+def start_cgi(
     program: str,
     env: dict[str, str],
     cwd: str,
@@ -263,7 +291,7 @@ async def start_cgi(
     """Run `program` for one request; raises OSError when it cannot be executed."""
     run = CGIRun(program, sink, timeout)
     try:
-        await run.start(program, env, cwd)
+        run.start(program, env, cwd)
     except BaseException:
         run.cancel_timers()
         raise
