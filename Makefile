@@ -16,6 +16,15 @@ setup: $(STAMP)
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcap-dev; \
 	  else echo "libcap-dev is missing: run 'sudo apt-get install libcap-dev'"; exit 1; fi; \
 	fi
+	@# Only the browser test (tests/system/test_demo_browser.py) needs chromium: it skips
+	@# without, so failing to install it does not fail the set-up.
+	@if ! dpkg -s chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "chromium is missing and we are not root: the browser test will be skipped"; \
+	  elif ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium); then \
+	    echo "chromium could not be installed with apt-get: the browser test will be skipped"; \
+	  fi; \
+	fi
 	@touch $@
 
 $(STAMP): pyproject.toml .deps-system
@@ -42,11 +51,12 @@ pytest: setup
 
 test: lint typecheck pytest
 
-# Peers for bench/: nginx, lighttpd (mod_cgi), wrk and ab (apache2-utils).
+# Peers for bench/: nginx, lighttpd (mod_cgi), wrk and ab (apache2-utils); uvicorn, and
+# aiohttp for bench/ws.py.
 bench-tools: setup
 	@for p in nginx lighttpd wrk apache2-utils; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
-	$(BIN)/pip install -q 'uvicorn[standard]'
+	$(BIN)/pip install -q 'uvicorn[standard]' aiohttp
 
 clean:
 	rm -rf $(VENV) .deps-system .mypy_cache .ruff_cache .pytest_cache
