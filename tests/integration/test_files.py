@@ -112,22 +112,7 @@ def test_a_slow_reader_does_not_make_the_worker_hold_the_file(
     before = rss_bytes()
     sock.sendall(b"GET /ten-mib.gz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     # Read nothing until the kernel's buffers are full and the worker has to wait.
-    last = [-1]
-
-    def stalled() -> bool:
-        queued: int = struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0" * 4))[0]
-        stable = queued == last[0] and queued > 0
-        last[0] = queued
-        return stable
-
-    wait_until(stalled, 10, "the worker to stop sending")
-    grown = rss_bytes() - before
-    assert grown < 4 * MIB, f"the worker grew by {grown} bytes while the reader stalled"
-    received = bytearray()
-    while chunk := sock.recv(MIB):
-        received += chunk
-    sock.close()
-    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    head, body = read_after_a_stall(sock, before)
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert sha256(body) == sha256(big_files["/ten-mib.gz"])
 
@@ -158,6 +143,28 @@ def test_a_cached_small_file_is_revalidated_within_a_second(site: Running, docro
         started = time.monotonic()
         wait_until(lambda: client.get(site.url("/soon.txt")).text == "new!\n", 5, "new text")
         assert time.monotonic() - started < static.REVALIDATE_SECS + 1.0
+
+
+def read_after_a_stall(sock: socket.socket, before: int) -> tuple[bytes, bytes]:
+    """Read nothing until the kernel's buffers are full and the worker has to wait; check the
+    worker did not buffer the file meanwhile; then read the whole response."""
+    last = [-1]
+
+    def stalled() -> bool:
+        queued: int = struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0" * 4))[0]
+        stable = queued == last[0] and queued > 0
+        last[0] = queued
+        return stable
+
+    wait_until(stalled, 10, "the worker to stop sending")
+    grown = rss_bytes() - before
+    assert grown < 4 * MIB, f"the worker grew by {grown} bytes while the reader stalled"
+    received = bytearray()
+    while chunk := sock.recv(MIB):
+        received += chunk
+    sock.close()
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    return head, body
 
 
 def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
@@ -204,22 +211,7 @@ def test_a_slow_reader_of_several_ranges_does_not_make_the_worker_hold_them(
         b"GET /ten-mib.gz HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4999999,5000001-\r\n"
         b"Connection: close\r\n\r\n"
     )
-    last = [-1]
-
-    def stalled() -> bool:
-        queued: int = struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0" * 4))[0]
-        stable = queued == last[0] and queued > 0
-        last[0] = queued
-        return stable
-
-    wait_until(stalled, 10, "the worker to stop sending")
-    grown = rss_bytes() - before
-    assert grown < 4 * MIB, f"the worker grew by {grown} bytes while the reader stalled"
-    received = bytearray()
-    while chunk := sock.recv(MIB):
-        received += chunk
-    sock.close()
-    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    head, body = read_after_a_stall(sock, before)
     assert head.startswith(b"HTTP/1.1 206 Partial Content\r\n")
     fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
     assert int(fields[b"Content-Length"]) == len(body)
