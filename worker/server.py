@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 from pyws.supervisor.config.model import Config, VhostConfig
 from pyws.worker.accesslog import AccessLogs, peer_host
 from pyws.worker.cgi.environ import Peer
+from pyws.worker.deadline import DeadlineTimer
 from pyws.worker.dispatch import Site, build_origins
 from pyws.worker.exchange import Exchange
 from pyws.worker.http.connection import HTTPConnection, Limits
@@ -65,8 +66,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._linger_until: float | None = None
         self._stall_deadline = 0.0
         self._stall_mark = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer = DeadlineTimer(loop, self._on_timer)
         self._peer: bytes | None = None  # the client's address, for the access log
         self._exchange: Exchange | None = None  # a streaming origin answers the request
         self._body_paused = False  # that origin cannot take more request content yet
@@ -123,9 +123,7 @@ class HTTPProtocol(asyncio.Protocol):
             self._process()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         if self._sender is not None:
             self._sender.close()
             self._sender = None
@@ -210,9 +208,7 @@ class HTTPProtocol(asyncio.Protocol):
                 self._conn.send_response(response, self._loop.time(), time.time())
             )
         else:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._timer.cancel()
             take_over(
                 self._transport,
                 request,
@@ -433,18 +429,9 @@ class HTTPProtocol(asyncio.Protocol):
     def _arm(self) -> None:
         """One timer per connection, moved only when a deadline comes earlier: a later one is
         picked up when the timer fires, so a busy keep-alive connection does no timer churn."""
-        deadline = self._deadline()
-        if deadline is None:
-            return
-        if self._timer is not None:
-            if self._timer_at <= deadline:
-                return
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer.arm(self._deadline())
 
     def _on_timer(self) -> None:
-        self._timer = None
         now = self._loop.time()
         deadline = self._deadline()
         if deadline is None:

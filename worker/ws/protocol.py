@@ -14,6 +14,7 @@ import logging
 from typing import Protocol
 from urllib.parse import parse_qsl
 
+from pyws.worker.deadline import DeadlineTimer
 from pyws.worker.http.events import Request
 from pyws.worker.routing import PathError, split_target
 from pyws.worker.ws.connection import (
@@ -76,7 +77,6 @@ class WSProtocol(asyncio.Protocol):
         "_registry",
         "_request",
         "_timer",
-        "_timer_at",
         "_transport",
         "_want_writable",
         "path",
@@ -114,8 +114,7 @@ class WSProtocol(asyncio.Protocol):
         self._want_writable = False
         self._closing_at: float | None = None  # the closing handshake must end by then
         self._drain_at: float | None = None  # deprecated: close with 1001 then
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer = DeadlineTimer(loop, self._on_timer)
 
     def begin(self, head: bytes, trailing: bytes) -> None:
         transport = self._transport
@@ -217,9 +216,7 @@ class WSProtocol(asyncio.Protocol):
             self._writable()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         self._want_writable = False
         if self._registry is not None:
             self._registry.closed(self)
@@ -285,18 +282,9 @@ class WSProtocol(asyncio.Protocol):
 
     def _arm(self) -> None:
         """One timer, moved only when a deadline comes earlier (see HTTPProtocol._arm)."""
-        deadline = self._deadline()
-        if deadline is None:
-            return
-        if self._timer is not None:
-            if self._timer_at <= deadline:
-                return
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer.arm(self._deadline())
 
     def _on_timer(self) -> None:
-        self._timer = None
         now = self._loop.time()
         if self._closing_at is not None and now >= self._closing_at:
             self._transport.abort()  # the peer never completed the close
