@@ -90,7 +90,7 @@ def reject_response(status: int, reason: str) -> Response:
 class Site:
     """What the connections of one listener share: its router and the mounts of its vhosts."""
 
-    __slots__ = ("_mounts", "_rejects", "_splits_upgrades", "_streams", "_vhost_extra", "router")
+    __slots__ = ("_mounts", "_rejects", "_splits_upgrades", "_vhost_extra", "router", "streams")
 
     def __init__(
         self,
@@ -101,9 +101,10 @@ class Site:
         self.router = Router(vhosts)
         self._mounts = origins  # by id() of the MountConfig: hashing a config is not free
         self._splits_upgrades = self.router.splits_upgrades
-        self._streams = any(
+        # No streaming origin on this listener: callers can skip streamer() altogether.
+        self.streams = any(
             origins[id(m)].stream is not None for v in vhosts for m in v.mounts if id(m) in origins
-        )  # no streaming origin on this listener: streamer() is one attribute test
+        )
         self._vhost_extra = {id(v): serialize_fields(header_fields(v)) for v in vhosts}
         self._rejects = tuple(
             (keyword.encode("utf-8"), reject_response(status, reason))
@@ -127,7 +128,7 @@ class Site:
         """The streaming origin that answers this request as soon as its head is in, or None
         when the request is answered whole (a rejection, a failed gate, a decided route and
         every non-streaming origin included)."""
-        if not self._streams:
+        if not self.streams:
             return None
         served = self._mounts.get(id(route.mount))
         if served is None or served.stream is None or route.response:

@@ -171,9 +171,9 @@ class HTTPProtocol(asyncio.Protocol):
         elif self._eof and conn.idle:
             self._transport.close()
         else:
-            if not (self._busy or self._write_paused or self._body_paused):
+            if not (self._reading or self._busy or self._write_paused or self._body_paused):
                 self._resume_reading()
-            self._arm()
+            self._timer.arm(self._deadline())  # _arm(), inlined: every request's path
 
     def _begin(self, request: Request) -> None:
         self._request = request
@@ -182,7 +182,8 @@ class HTTPProtocol(asyncio.Protocol):
         route = self._route = self._site.router.route(request.host, request.target)
         if request.expect_continue:
             self._transport.write(self._conn.send_continue())
-        stream = self._site.streamer(request, route)
+        site = self._site
+        stream = site.streamer(request, route) if site.streams else None
         if stream is not None:
             origin, extra = stream
             exchange = self._exchange = Exchange(self, request, route, extra)

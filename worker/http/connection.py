@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import httptools
 
@@ -13,6 +15,8 @@ from pyws.worker.http.events import END_OF_MESSAGE, Data, Event, ProtocolError, 
 from pyws.worker.http.response import CONTINUE, STATUS_LINES, Response, error_response, status_line
 
 _known_hosts = events.known_hosts  # Host values that passed events.check_host()
+# Request's own __new__ is a Python function: per request, the tuple is built without it.
+_new_request = cast("Callable[[type[Request], tuple[object, ...]], Request]", tuple.__new__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class HTTPConnection:
         self._timeout = limits.timeout_secs
         self._max_head = limits.max_head
         self._max_fields = limits.max_fields
+        self._max_target = limits.max_target
         self._secs_per_byte = 1.0 / limits.min_rate
         self._dates = dates
         self._server = server  # a serialised `Server:` line, or b""
@@ -84,7 +89,8 @@ class HTTPConnection:
         self._rx_deadline = 0.0
         self._progress = 0  # bumps on headers, content and message ends
         self._unparsed = 0  # bytes fed since the last progress: httptools buffers them
-        self._reset_head()
+        self.on_message_begin()  # the head fields' first values
+        self._in_message = self._in_head = False
         self._body_owner: Request | None = None  # whose content is being parsed
         # The framing fields of the message being read, consumed by _check_content().
         self._length: bytes | None = None
@@ -186,25 +192,21 @@ class HTTPConnection:
 
     # -- httptools callbacks --------------------------------------------------------------------
 
-    def _reset_head(self) -> None:
-        self._url: list[bytes] = []
-        self._url_len = self._head_len = 0
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._host: bytes | None = None
-        self._upgrade: bytes | None = None
-        self._expect = self._content = self._conditional = False
-
     def on_message_begin(self) -> None:
         self._in_message = True
         self._in_head = True
         self._body_owner = None
         self._rx_deadline = self._now + self._timeout
-        self._reset_head()
+        self._url = b""  # most targets come in one piece: b"" + piece is that piece
+        self._head_len = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._host: bytes | None = None
+        self._upgrade: bytes | None = None
+        self._expect = self._content = self._conditional = False
 
     def on_url(self, url: bytes) -> None:
-        self._url.append(url)
-        self._url_len += len(url)
-        if self._url_len > self._limits.max_target:
+        self._url += url
+        if len(self._url) > self._max_target:
             raise ProtocolError(414, "request-target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -248,21 +250,27 @@ class HTTPConnection:
         if self._host is None and version == "1.1":
             raise ProtocolError(400, "no Host field")  # RFC 9112 §3.2
         method = parser.get_method()
-        target = b"".join(self._url)
+        target = self._url
         if target[0] != 47:  # not "/": the parser never hands over an empty target
             events.check_target(method, target)
         content = self._content and self._check_content(version)
-        upgrade = (self._upgrade or b"") if parser.should_upgrade() else None
-        request = Request(
-            method,
-            target,
-            version,
-            tuple(self._headers),
-            self._host,
-            parser.should_keep_alive(),
-            self._expect and content and version == "1.1",
-            self._conditional,
-            upgrade,
+        # llhttp upgrades on an Upgrade field or CONNECT, which check_target() refused above.
+        upgrade = self._upgrade
+        if upgrade is not None and not parser.should_upgrade():
+            upgrade = None
+        request = _new_request(
+            Request,
+            (
+                method,
+                target,
+                version,
+                tuple(self._headers),
+                self._host,
+                parser.should_keep_alive(),
+                self._expect and content and version == "1.1",
+                self._conditional,
+                upgrade,
+            ),
         )
         self._events.append(request)
         self._body_owner = request
@@ -341,25 +349,25 @@ class HTTPConnection:
         if self._content_pending(request):
             keep = keep and self._drop_content(request)
         status = response.status
-        parts = [
-            STATUS_LINES.get(status) or status_line(status),
-            self._dates.line(wall),
-            self._server,
-            response.headers,
-        ]
         if not keep:
-            parts.append(b"Connection: close\r\n")
+            end = b"Connection: close\r\n\r\n"
         elif request.http_version == "1.0":
-            parts.append(b"Connection: keep-alive\r\n")  # RFC 9112 §9.3: 1.0 closes otherwise
-        parts.append(b"\r\n")
+            end = b"Connection: keep-alive\r\n\r\n"  # RFC 9112 §9.3: 1.0 closes otherwise
+        else:
+            end = b"\r\n"
         self._close_after = not keep
+        body = b""
         if request.method != b"HEAD" and status not in _NO_BODY_STATUSES:
             if response.file is not None:
                 self.sending_file = True
-                return b"".join(parts)
-            parts.append(response.body)
-        self._finish(now)
-        return b"".join(parts)
+            else:
+                body = response.body
+        if not self.sending_file:
+            self._idle_since = now  # _finish(), inlined: this is every response's path
+            if not keep:
+                self._stopped = self.closed = True
+        line = STATUS_LINES.get(status) or status_line(status)
+        return b"".join((line, self._dates.line(wall), self._server, response.headers, end, body))
 
     def send_stream_head(
         self, status: int, fields: bytes, length: int | None, now: float, wall: float
