@@ -56,7 +56,8 @@ class Exchange:
 
     # The origin's side ---------------------------------------------------------------
 
-    def send_head(self, head: CGIHead) -> None:
+    def send_head(self, head: CGIHead, body: bytes = b"") -> None:
+        """The response head, with the first body bytes when they came along."""
         if self.ended or self.responded:
             return
         self.responded = True
@@ -66,7 +67,8 @@ class Exchange:
             fields = b"".join(
                 b"%b: %b\r\n" % (n, v) for n, v in head.headers if n.lower() != b"content-length"
             )
-        self.protocol.stream_write_head(head.status, fields + self.extra, head.content_length)
+        self.sent += len(body)
+        self.protocol.stream_write_head(head.status, fields + self.extra, head.content_length, body)
 
     def send_body(self, data: bytes) -> None:
         if not self.ended:

@@ -68,6 +68,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._stall_mark = 0
         self._timer = DeadlineTimer(loop, self._on_timer)
         self._peer: bytes | None = None  # the client's address, for the access log
+        self._ends: Peer | None = None  # both addresses, for CGI
         self._exchange: Exchange | None = None  # a streaming origin answers the request
         self._body_paused = False  # that origin cannot take more request content yet
         self._processing = False  # inside _process(): a stream ending now must not re-enter
@@ -243,26 +244,35 @@ class HTTPProtocol(asyncio.Protocol):
         return self._server
 
     def peer(self) -> Peer:
-        transport = self._transport
-        remote = transport.get_extra_info("peername") or ("", 0)
-        local = transport.get_extra_info("sockname") or ("", 0)
-        if isinstance(remote, str) or isinstance(local, str):  # a unix socket
-            return Peer("127.0.0.1", 0, 0)
-        return Peer(str(remote[0]), int(remote[1]), int(local[1]))
+        """The connection's two ends: asked of the kernel once (two syscalls), then kept."""
+        if self._ends is None:
+            transport = self._transport
+            remote = transport.get_extra_info("peername") or ("", 0)
+            local = transport.get_extra_info("sockname") or ("", 0)
+            if isinstance(remote, str) or isinstance(local, str):  # a unix socket
+                self._ends = Peer("127.0.0.1", 0, 0)
+            else:
+                self._ends = Peer(str(remote[0]), int(remote[1]), int(local[1]))
+        return self._ends
 
-    def stream_write_head(self, status: int, fields: bytes, length: int | None) -> None:
+    def stream_write_head(
+        self, status: int, fields: bytes, length: int | None, body: bytes = b""
+    ) -> None:
         conn = self._conn
         route = self._route
         if route is not None:
             conn.idle_timeout = route.keepalive_timeout
-        self._transport.write(
-            conn.send_stream_head(status, fields, length, self._loop.time(), time.time())
-        )
+        head = conn.send_stream_head(status, fields, length, self._loop.time(), time.time())
+        if body:
+            self.stream_write(body, head)
+        else:
+            self._transport.write(head)
         if self._server.access_logs is not None and self._exchange is not None:
             self._log_access(self._exchange.request, Response(status, fields))
 
-    def stream_write(self, data: bytes) -> None:
-        self._transport.write(self._conn.send_stream_data(data))
+    def stream_write(self, data: bytes, head: bytes = b"") -> None:
+        """Send a piece of the body (after `head`: one write for both)."""
+        self._transport.write(head + self._conn.send_stream_data(data))
         exchange = self._exchange
         if self._write_paused and exchange is not None and exchange.handler is not None:
             exchange.handler.pause_output()  # the client reads slower than the origin writes

@@ -345,9 +345,19 @@ def test_fds_identity_group_and_working_directory(pyws: Pyws, site: Site) -> Non
     port = serve(pyws, site, {"inspect": INSPECT, "elsewhere": INSPECT}, options)
     worker = psutil.Process(pyws.generations()[0]["pids"][0])
     me = json.loads(fetch(port, "/inspect")[1])
-    # Only 0, 1 and 2, and all three are our pipes: nothing of the worker leaks in.
+    # Only 0, 1 and 2, nothing of the worker: a request without content gets /dev/null for
+    # stdin (RFC 3875 §4.2: nothing to read), and stdout and stderr are our pipes.
     assert sorted(me["fds"]) == ["0", "1", "2"], me["fds"]
-    assert all(target.startswith("pipe:[") for target in me["fds"].values()), me["fds"]
+    assert me["fds"]["0"] == os.devnull, me["fds"]
+    assert all(me["fds"][fd].startswith("pipe:[") for fd in "12"), me["fds"]
+    # With content, stdin is a pipe too (the script does not read it: the worker copes).
+    client = Client(port)
+    client.send("POST", "/inspect", b"x" * 100)
+    assert client.head().status_code == 200
+    posted = json.loads(client.body())
+    client.sock.close()
+    assert sorted(posted["fds"]) == ["0", "1", "2"], posted["fds"]
+    assert all(target.startswith("pipe:[") for target in posted["fds"].values()), posted["fds"]
     ids = (worker.uids().real, worker.uids().effective, worker.gids().real)
     assert (me["uid"], me["euid"], me["gid"]) == ids
     if os.geteuid() == 0:

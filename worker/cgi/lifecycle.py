@@ -75,7 +75,10 @@ Fact = StdoutData | StdoutEOF | StderrEOF | ChildExited | ClientGone | TimedOut 
 
 @dataclass(frozen=True, slots=True)
 class SendHead:
+    """The head, and the body bytes that came with it: one write for both."""
+
     head: CGIHead
+    body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +204,17 @@ class CGILifecycle:
         self._buffer.clear()
         self.head_sent = True
         self._remaining = head.content_length
-        return [SendHead(head), *self._body(rest)]
+        return [SendHead(head, self._clip(rest))]
 
     def _body(self, data: bytes) -> list[Command]:
+        data = self._clip(data)
+        return [SendBody(data)] if data and self.client_open else []
+
+    def _clip(self, data: bytes) -> bytes:
         if self._remaining is not None:
             data = data[: self._remaining]  # never send more than the script declared
             self._remaining -= len(data)
-        return [SendBody(data)] if data and self.client_open else []
+        return data
 
     def _on_eof(self) -> list[Command]:
         self.stdout_open = False

@@ -38,8 +38,14 @@ class CGIMount:
             server_software=SERVER_SOFTWARE,
             server_name=_server_name(request, self.vhost),
         )
+        # Content comes with a Transfer-Encoding or a non-zero Content-Length (RFC 9112 §6.3).
+        length = env.get("CONTENT_LENGTH")
+        content = request.header(b"transfer-encoding") is not None or (
+            length is not None and length.strip("0 \t") != ""
+        )
+        timeout = self.mount.cgi_timeout
         try:
-            return start_cgi(self.program, env, self.cwd, exchange, self.mount.cgi_timeout)
+            return start_cgi(self.program, env, self.cwd, exchange, timeout, content=content)
         except OSError as exc:
             log.error("cgi %s: cannot execute: %s", self.program, exc.strerror or exc)
             exchange.fail(502)
