@@ -15,7 +15,6 @@ from __future__ import annotations
 import codecs
 import logging
 from dataclasses import dataclass
-from typing import cast
 
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import OPEN, Protocol, Side, State
@@ -90,7 +89,8 @@ class WSConnection:
         self._ping_sent = None  # anything from the peer shows it is alive
         events: list[Event] = []
         # In the OPEN state the library yields frames only (no handshake events).
-        for frame in cast(list[Frame], frames.events_received()):
+        received: list[Frame] = frames.events_received()  # type: ignore[assignment]
+        for frame in received:
             op = frame.opcode
             if op is _TEXT and frame.fin:
                 try:
