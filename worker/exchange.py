@@ -15,7 +15,7 @@ from pyws.worker.http.response import error_response
 from pyws.worker.routing import Route
 
 if TYPE_CHECKING:
-    from pyws.worker.server import HTTPProtocol
+    from pyws.worker.http.protocol import HTTPProtocol
 
 log = logging.getLogger("pyws.worker")
 
