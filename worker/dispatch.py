@@ -139,6 +139,13 @@ class Site:
             return None
         return served.stream, served.extra
 
+    def denial(self, request: Request, route: Route) -> Response | None:
+        """The 401 of the routed mount's basic-auth when the request does not pass it."""
+        served = self._mounts.get(id(route.mount))
+        if served is None or served.gate is None or served.gate.admits(request):
+            return None
+        return served.gate.denied
+
     def _serve(self, request: Request, route: Route) -> Response:
         served = self._mounts.get(id(route.mount))
         if served is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import time
 from typing import Any
@@ -159,3 +160,29 @@ def test_server_status_reports_the_live_generations(pyws: Pyws, site: Site) -> N
         assert pyws.reload().returncode == 0
         # This connection lives on generation 1, which now reports itself deprecated.
         wait_until(lambda: '"state":"deprecated"' in str(ws.recv(timeout=5)), 10, "new status")
+
+
+def test_mount_basic_auth_guards_the_upgrade(pyws: Pyws, site: Site) -> None:
+    """A WebSocket routed to a basic-auth mount needs that mount's credentials, as a plain
+    request does (nginx's auth_basic behaves so; lwsws checks only the pvo's)."""
+    logins = site.base / "logins"  # root-only: the worker reads it before dropping privileges
+    logins.write_text("ws-user:ws-pass\n")
+    logins.chmod(0o600)
+    mount = {**site.mount(), "basic-auth": str(logins)}
+    site.write_conf(vhosts=[{**vhost(mounts=[mount]), "ws-protocols": PROTOCOLS}])
+    pyws.start()
+    url = f"ws://127.0.0.1:{pyws.port()}/?mirror=auth"
+    for headers in ({}, {"Authorization": "Basic " + base64.b64encode(b"ws-user:wrong").decode()}):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, subprotocols=["lws-mirror-protocol"], additional_headers=headers)  # type: ignore[list-item]
+        assert refused.value.response.status_code == 401
+        assert refused.value.response.headers["WWW-Authenticate"].startswith("Basic realm=")
+    good = {"Authorization": "Basic " + base64.b64encode(b"ws-user:ws-pass").decode()}
+    with connect(
+        url,
+        subprotocols=["lws-mirror-protocol"],  # type: ignore[list-item]
+        additional_headers=good,
+        open_timeout=10,
+    ) as ws:
+        ws.send("through the gate")
+        assert ws.recv(timeout=5) == "through the gate"

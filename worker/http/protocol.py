@@ -193,7 +193,10 @@ class HTTPProtocol(asyncio.Protocol):
         offer = plugins.offer(route.vhost)
         if not offer.by_name:
             return False
-        decision = negotiate(request, offer)
+        # The mount's basic-auth guards its WebSockets too (as nginx's auth_basic does a
+        # location's); lwsws checks only the protocol's pvo `basic-auth`, which negotiate() does.
+        denied = self._site.denial(request, route)
+        decision = Refuse(denied, "mount basic-auth") if denied else negotiate(request, offer)
         if isinstance(decision, Refuse):
             log.debug("fd %d: upgrade refused: %s", self._fd, decision.reason)
             response = decision.response
