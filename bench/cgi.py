@@ -14,20 +14,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import shlex
 import statistics
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import psutil
 
-from bench.peers import LighttpdServer, PywsServer, Server, Workspace, free_listener_port
+from bench.peers import LighttpdServer, PywsServer, Server, Session, Workspace, free_listener_port
 
 SCRIPT = '#!/bin/sh\necho "Content-type: text/html"\necho ""\necho "Plain text cxx!"\n'
 BODY = b"Plain text cxx!\n"
@@ -229,22 +227,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     print(f"{args.rounds} round(s) of ab -n {args.requests} -c {args.concurrency} per server")
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (nothing is pinned)")
-    ws = Workspace()
-    started = time.monotonic()
+    session = Session()
     try:
-        samples, problems = run(args, ws)
+        samples, problems = run(args, session.ws)
     finally:
-        ws.cleanup()
+        session.ws.cleanup()
     report(samples, args.rounds)
-    took = time.monotonic() - started
-    print(f"\ntook {took:.0f} s; load average now {os.getloadavg()[0]:.2f}")
-    if problems:
-        print("\nERRORS: the numbers of a run with errors do not count:")
-        for problem in problems:
-            print(f"  {problem}")
-        return 1
-    return 0
+    return session.end(problems)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,28 @@ class Workspace:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+class Session:
+    """One benchmark run: says what the machine is doing, owns the workspace, and ends with
+    the time taken and, when a run went wrong, why its numbers do not count."""
+
+    def __init__(self) -> None:
+        load = os.getloadavg()[0]
+        print(f"load average {load:.2f} on {os.cpu_count()} CPUs (nothing is pinned)")
+        self.ws = Workspace()
+        self.started = time.monotonic()
+
+    def end(self, problems: list[str]) -> int:
+        """The exit status: 1 when a run had errors."""
+        took = time.monotonic() - self.started
+        print(f"\ntook {took:.0f} s; load average now {os.getloadavg()[0]:.2f}")
+        if not problems:
+            return 0
+        print("\nERRORS: the numbers of a run with errors do not count:")
+        for problem in problems:
+            print(f"  {problem}")
+        return 1
+
+
 class Server:
     name = "server"
 

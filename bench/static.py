@@ -16,13 +16,11 @@ import argparse
 import contextlib
 import dataclasses
 import http.client
-import os
 import re
 import shlex
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from bench.peers import (
     NginxServer,
     PywsServer,
     Server,
+    Session,
     UvicornServer,
     Workspace,
     free_listener_port,
@@ -363,10 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{len(cases)} case(s), {args.rounds} round(s): about {likely:.0f} s, at most {bound:.0f} s"
     )
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (nothing is pinned)")
-    ws = Workspace()
+    session = Session()
+    ws = session.ws
     results = Results()
-    started = time.monotonic()
     try:
         lua = ws.base / "report.lua"
         lua.write_text(REPORT_LUA)
@@ -377,14 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ws.cleanup()
     print_results(cases, results, args.rounds)
     print_goals(cases, results)
-    took = time.monotonic() - started
-    print(f"\ntook {took:.0f} s; load average now {os.getloadavg()[0]:.2f}")
-    if results.problems:
-        print("\nERRORS: a server returned errors, so its numbers do not count:")
-        for problem in results.problems:
-            print(f"  {problem}")
-        return 1
-    return 0
+    return session.end(results.problems)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,9 @@ import argparse
 import asyncio
 import base64
 import importlib.util
-import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Coroutine, Sequence
@@ -31,7 +29,8 @@ from typing import Any, TypeVar, cast
 import psutil
 import uvloop
 
-from bench.peers import BIN, REPO, PywsServer, Server, Workspace, free_listener_port, wait_port
+from bench.peers import Session, Workspace, free_listener_port
+from bench.ws_servers import EchoPeer, PywsWSServer, WSServer
 
 PAYLOAD = b"pyws bench: thirty-two bytes ..."  # 32 bytes: the issue's message size
 ECHO = b"\x81" + bytes([len(PAYLOAD)]) + PAYLOAD  # the unmasked text frame every server sends
@@ -47,95 +46,6 @@ T = TypeVar("T")
 
 class BenchError(Exception):
     """A server answered wrongly: the run's numbers do not count."""
-
-
-# -- the servers ---------------------------------------------------------------------------------
-
-
-class PywsWSServer(PywsServer):
-    """pyws with `lws-mirror-protocol` as the default protocol of its one vhost."""
-
-    def __init__(self, ws: Workspace, port: int) -> None:
-        super().__init__(ws, port, workers=1)
-        vhost = {
-            "name": "localhost",
-            "port": str(port),
-            "interface": "127.0.0.1",
-            "ws-protocols": [{"lws-mirror-protocol": {"default": "1"}}],
-            "mounts": [{"mountpoint": "/", "origin": f"file://{ws.docroot}"}],
-        }
-        conf = {"global": {"count-threads": "1"}, "vhosts": [vhost]}
-        (self.conf / "conf").write_text(json.dumps(conf))
-
-    def path(self, client: int | None) -> str:
-        # A group of its own per client makes the mirror an echo; idle ones share the default.
-        return "/" if client is None else f"/?mirror=c{client}"
-
-    def worker_pids(self) -> list[int]:
-        ctl = [str(BIN / "pyws-ctl"), "--pidfile", str(self.pidfile), "status", "--json"]
-        out = subprocess.run(ctl, capture_output=True, text=True, timeout=30, check=True)
-        return [pid for gen in json.loads(out.stdout)["generations"] for pid in gen["pids"]]
-
-
-class EchoPeer(Server):
-    """`python -m bench.ws --serve KIND`: a websockets or aiohttp echo server, on uvloop."""
-
-    def __init__(self, kind: str, ws: Workspace, port: int) -> None:
-        super().__init__()
-        self.name = kind
-        self.ws = ws
-        self.port = port
-
-    def start(self) -> None:
-        argv = [sys.executable, "-m", "bench.ws", "--serve", self.name, "--port", str(self.port)]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self._spawn(argv, self.ws.base / f"{self.name}.log", env)
-        wait_port(self.port)
-
-    def path(self, client: int | None) -> str:
-        return "/"
-
-    def worker_pids(self) -> list[int]:
-        assert self.proc is not None
-        return [self.proc.pid]
-
-
-WSServer = PywsWSServer | EchoPeer
-
-
-async def serve_websockets(port: int) -> None:
-    from websockets.asyncio.server import ServerConnection, serve
-
-    async def echo(ws: ServerConnection) -> None:
-        async for message in ws:
-            await ws.send(message)
-
-    # No keepalive pings: the bench's clients never answer them, and pyws sends none either.
-    async with serve(
-        echo, "127.0.0.1", port, reuse_port=True, ping_interval=None, compression=None
-    ) as server:
-        await server.serve_forever()
-
-
-async def serve_aiohttp(port: int) -> None:
-    from aiohttp import WSMsgType, web
-
-    async def echo(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(compress=False)
-        await ws.prepare(request)
-        async for message in ws:
-            if message.type is WSMsgType.TEXT:
-                await ws.send_str(message.data)
-            elif message.type is WSMsgType.BINARY:
-                await ws.send_bytes(message.data)
-        return ws
-
-    app = web.Application()
-    app.router.add_get("/", echo)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, reuse_port=True, backlog=1024).start()
-    await asyncio.Event().wait()
 
 
 # -- the client ----------------------------------------------------------------------------------
@@ -419,8 +329,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="runs per server, taking turns")
     parser.add_argument("--idle", type=int, default=10_000, help="idle connections; 0: skip")
     parser.add_argument("--servers", default="pyws,websockets,aiohttp", help="which, in order")
-    parser.add_argument("--serve", choices=("websockets", "aiohttp"), help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.servers = args.servers.split(",")
     if set(args.servers) - {"pyws", "websockets", "aiohttp"}:
@@ -433,11 +341,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.serve:  # a peer's process, started by EchoPeer
-        uvloop.run(
-            serve_websockets(args.port) if args.serve == "websockets" else serve_aiohttp(args.port)
-        )
-        return 0
     if "aiohttp" in args.servers and importlib.util.find_spec("aiohttp") is None:
         raise SystemExit("aiohttp is not installed: run `make bench-tools`")
     raise_fd_limit(args.idle + 1024)
@@ -445,22 +348,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.rounds} round(s) of {args.clients} clients x {args.round_trips} round trips of"
         f" {len(PAYLOAD)} bytes; then {args.idle:,} idle connections per server"
     )
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (nothing is pinned)")
-    ws = Workspace()
-    started = time.monotonic()
+    session = Session()
     try:
-        results = run(args, ws)
+        results = run(args, session.ws)
     finally:
-        ws.cleanup()
+        session.ws.cleanup()
     report(results, args)
-    took = time.monotonic() - started
-    print(f"\ntook {took:.0f} s; load average now {os.getloadavg()[0]:.2f}")
-    if results.problems:
-        print("\nERRORS: the numbers of a run with errors do not count:")
-        for problem in results.problems:
-            print(f"  {problem}")
-        return 1
-    return 0
+    return session.end(results.problems)
 
 
 if __name__ == "__main__":
