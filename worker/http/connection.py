@@ -54,6 +54,15 @@ _NOTABLE = dict.fromkeys(_CONDITIONALS.split(), _CONDITIONAL) | {
     b"upgrade": _UPGRADE,
 }
 _NO_BODY_STATUSES = frozenset({204, 304})
+_CLOSE_END = b"Connection: close\r\n\r\n"
+
+
+def _end_of_head(keep: bool, version: str) -> bytes:
+    """The Connection field the answer needs, then the blank line ending the head."""
+    if not keep:
+        return _CLOSE_END
+    # RFC 9112 §9.3: an HTTP/1.0 connection closes after the response unless it says otherwise.
+    return b"Connection: keep-alive\r\n\r\n" if version == "1.0" else b"\r\n"
 
 
 class HTTPConnection:
@@ -349,12 +358,7 @@ class HTTPConnection:
         if self._content_pending(request):
             keep = keep and self._drop_content(request)
         status = response.status
-        if not keep:
-            end = b"Connection: close\r\n\r\n"
-        elif request.http_version == "1.0":
-            end = b"Connection: keep-alive\r\n\r\n"  # RFC 9112 §9.3: 1.0 closes otherwise
-        else:
-            end = b"\r\n"
+        end = _end_of_head(keep, request.http_version)
         self._close_after = not keep
         body = b""
         if request.method != b"HEAD" and status not in _NO_BODY_STATUSES:
@@ -390,16 +394,11 @@ class HTTPConnection:
             self._chunked_out = True
         elif self._body_out:
             keep = False  # HTTP/1.0 without a length: the close ends the body
-        parts = [STATUS_LINES.get(status) or status_line(status), self._dates.line(wall)]
-        parts += [self._server, fields]
-        if not keep:
-            parts.append(b"Connection: close\r\n")
-        elif request.http_version == "1.0":
-            parts.append(b"Connection: keep-alive\r\n")
-        parts.append(b"\r\n")
         self._close_after = not keep
         self.streaming = True
-        return b"".join(parts)
+        line = STATUS_LINES.get(status) or status_line(status)
+        end = _end_of_head(keep, request.http_version)
+        return b"".join((line, self._dates.line(wall), self._server, fields, end))
 
     def send_stream_data(self, data: bytes) -> bytes:
         if not (self.streaming and self._body_out and data):
@@ -439,7 +438,7 @@ class HTTPConnection:
                 self._dates.line(wall),
                 self._server,
                 response.headers,
-                b"Connection: close\r\n\r\n",
+                _CLOSE_END,
                 b"" if head_only else response.body,
             )
         )
