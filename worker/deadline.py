@@ -34,6 +34,16 @@ class DeadlineTimer:
             self._handle.cancel()
             self._handle = None
 
+    def close(self) -> None:
+        """Cancel for good: the owner's callback is let go, so that the owner and this timer
+        (a reference cycle) are freed at once, not by the garbage collector."""
+        self.cancel()
+        self._callback = _never_called
+
     def _fire(self) -> None:
         self._handle = None
         self._callback()
+
+
+def _never_called() -> None:
+    raise RuntimeError("a closed DeadlineTimer fired")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import subprocess
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +17,7 @@ import pytest
 from pyws_harness import wait_until
 
 from pyws.supervisor.config.model import GlobalConfig, MountConfig, OriginKind, VhostConfig
+from pyws.worker.http.protocol import HTTPProtocol
 
 if TYPE_CHECKING:
     from tests.integration.conftest import FileMountFactory, H11Client, Running, Serve
@@ -378,3 +381,24 @@ def test_what_this_worker_does_not_serve(
     data = read_until_closed(sock)  # answered as plain HTTP, then closed
     assert data.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nConnection: close\r\n" in data
     sock.close()
+
+
+def test_a_closed_connection_is_freed_without_the_garbage_collector(site: Running) -> None:
+    """Its protocol, HTTPConnection, parser and timer go by reference counting the moment the
+    socket is gone: under connection churn, the collector has nothing of theirs to find."""
+    gc.collect()
+    gc.disable()
+    try:
+        sock = site.connect()
+        sock.sendall(b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        wait_until(lambda: site.server.connections == 1, 5, "the connection to be counted")
+        protocol = site.call(lambda: next(iter(site.server._protocols)))
+        assert isinstance(protocol, HTTPProtocol)
+        refs: list[weakref.ref[object]] = [weakref.ref(protocol), weakref.ref(protocol._conn)]
+        del protocol
+        sock.close()
+        wait_until(lambda: site.server.connections == 0, 5, "the connection to close")
+        wait_until(lambda: all(ref() is None for ref in refs), 5, "the objects to be freed")
+    finally:
+        gc.enable()

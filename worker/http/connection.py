@@ -195,6 +195,12 @@ class HTTPConnection:
             raise self._failure
         return None
 
+    def release(self) -> None:
+        """The socket is gone: parse nothing more, and let go of the parser, which refers
+        back to this object, so that both are freed at once, not by the garbage collector."""
+        self._stopped = True
+        del self._parser
+
     def _stop(self, failure: ProtocolError) -> None:
         self._stopped = True
         self._failure = failure

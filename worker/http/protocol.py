@@ -115,7 +115,8 @@ class HTTPProtocol(asyncio.Protocol):
             self._process()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._timer.cancel()
+        self._timer.close()
+        self._conn.release()
         if self._sender is not None:
             self._sender.close()
             self._sender = None

@@ -216,7 +216,7 @@ class WSProtocol(asyncio.Protocol):
             self._writable()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._timer.cancel()
+        self._timer.close()
         self._want_writable = False
         if self._registry is not None:
             self._registry.closed(self)
