@@ -9,18 +9,20 @@ from collections.abc import Callable
 class DeadlineTimer:
     """A timer moved only when a deadline comes earlier: a later one is picked up when the
     timer fires (the owner re-arms then), so a busy keep-alive connection does no timer
-    churn. The callback runs with the timer already spent."""
+    churn. The callback runs with the timer already spent.
+
+    `close()` ends it for good, when the connection is gone: arming it later does nothing."""
 
     __slots__ = ("_at", "_callback", "_handle", "_loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
         self._loop = loop
-        self._callback = callback
+        self._callback: Callable[[], None] | None = callback
         self._handle: asyncio.TimerHandle | None = None
         self._at = 0.0
 
     def arm(self, deadline: float | None) -> None:
-        if deadline is None:
+        if deadline is None or self._callback is None:
             return
         if self._handle is not None:
             if self._at <= deadline:
@@ -35,15 +37,12 @@ class DeadlineTimer:
             self._handle = None
 
     def close(self) -> None:
-        """Cancel for good: the owner's callback is let go, so that the owner and this timer
-        (a reference cycle) are freed at once, not by the garbage collector."""
+        """Cancel for good. The owner's callback is let go too: owner and timer refer to each
+        other, and so are freed at once rather than by the garbage collector."""
         self.cancel()
-        self._callback = _never_called
+        self._callback = None
 
     def _fire(self) -> None:
         self._handle = None
-        self._callback()
-
-
-def _never_called() -> None:
-    raise RuntimeError("a closed DeadlineTimer fired")
+        if self._callback is not None:
+            self._callback()
