@@ -17,8 +17,6 @@ another way passes the user it admitted: `record(..., user=...)` or `record_stat
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import errno
 import logging
 import os
@@ -30,6 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pyws.supervisor.config.model import Config, VhostConfig
+from pyws.worker.auth import parse_basic
 from pyws.worker.http.events import Request
 from pyws.worker.http.response import Response
 from pyws.worker.privileges import DEFAULT_USER, resolve_ids
@@ -182,17 +181,8 @@ def peer_host(peername: Any) -> bytes:
 def basic_auth_user(request: Request) -> bytes | None:
     """The user name of a `Basic` Authorization field (RFC 7617 §2), or None."""
     value = request.header(b"authorization")
-    if value is None:
-        return None
-    scheme, _, token = value.strip().partition(b" ")
-    if scheme.lower() != b"basic":
-        return None
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    user, sep, _ = decoded.partition(b":")
-    return user if sep else None
+    credentials = parse_basic(value) if value is not None else None
+    return credentials[0] if credentials is not None else None
 
 
 class AccessLogFile:

@@ -123,7 +123,7 @@ class Credentials:
         key = hashlib.blake2b(authorization, key=self._key, digest_size=16).digest()
         if key in self._verified:
             return True
-        credentials = _parse_basic(authorization)
+        credentials = parse_basic(authorization)
         if credentials is None or not self.verify(*credentials):
             return False
         if len(self._verified) >= CACHE_ENTRIES:
@@ -161,7 +161,7 @@ def _line_problem(user: bytes, sep: bytes, secret: bytes, users: dict[bytes, _Us
     return ""
 
 
-def _parse_basic(value: bytes) -> tuple[bytes, bytes] | None:
+def parse_basic(value: bytes) -> tuple[bytes, bytes] | None:
     """(user, password) from `Basic <base64>`, or None for anything else (answered 401)."""
     scheme, _, token = value.strip().partition(b" ")
     if scheme.lower() != b"basic":
