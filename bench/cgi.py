@@ -23,8 +23,6 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import psutil
-
 from bench.peers import LighttpdServer, PywsServer, Server, Session, Workspace, free_listener_port
 
 SCRIPT = '#!/bin/sh\necho "Content-type: text/html"\necho ""\necho "Plain text cxx!"\n'
@@ -65,20 +63,6 @@ class PywsCGIServer(PywsServer):
         (self.conf / "conf").write_text(json.dumps(conf))
 
 
-def cpu_seconds(server: Server) -> float:
-    """User + system CPU of the server's live processes and of the children they reaped (the
-    scripts): a CGI request's cost is mostly its fork and exec."""
-    assert server.proc is not None
-    total = 0.0
-    with contextlib.suppress(psutil.NoSuchProcess):
-        root = psutil.Process(server.proc.pid)
-        for proc in (root, *root.children(recursive=True)):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                t = proc.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
-    return total
-
-
 def ab_command(requests: int, concurrency: int, url: str) -> list[str]:
     # -r: a receive error counts as a failed request instead of ending the run.
     timeout = str(AB_TIMEOUT_SECS)
@@ -86,12 +70,12 @@ def ab_command(requests: int, concurrency: int, url: str) -> list[str]:
 
 
 def measure(server: Server, argv: list[str], requests: int) -> Sample:
-    before = cpu_seconds(server)
+    before = server.cpu_seconds(reaped=True)
     try:
         done = subprocess.run(argv, capture_output=True, timeout=requests * 2 + 60)
     except subprocess.TimeoutExpired:
         return Sample(0.0, requests, 0, 0.0, "ab did not finish")
-    spent = cpu_seconds(server) - before
+    spent = server.cpu_seconds(reaped=True) - before
     values = {}
     for key, pattern in _AB_FIELDS.items():
         found = pattern.search(done.stdout)
@@ -136,13 +120,7 @@ def running(ws: Workspace, workers: int) -> Iterator[dict[str, Server]]:
             PywsCGIServer(ws, pyws_port, workers, str(program)),
             LighttpdServer(ws, lighttpd_sock),
         ):
-            stack.callback(server.stop)
-            try:
-                server.start()
-            except RuntimeError:
-                print(f"{server.name} did not start; the end of its log:\n{server.log_tail()}")
-                raise
-            print(f"$ {shlex.join(server.argv)}    # {server.name}, 127.0.0.1:{server.port}")
+            server.start_in(stack)
             servers[server.name] = server
         print(f"lighttpd config ({ws.base / 'lighttpd.conf'}):")
         print("    " + (ws.base / "lighttpd.conf").read_text().strip().replace("\n", "\n    "))

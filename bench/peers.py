@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -108,10 +109,11 @@ class Server:
         except OSError:
             return ""
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self, reaped: bool = False) -> float:
         """User plus system CPU time so far of the server's live processes: its root (or
-        master) and every descendant. On a shared machine, CPU per request is steadier than
-        requests per second: it does not count the time others held the CPU."""
+        master) and every descendant; with `reaped`, also of the children they reaped (CGI
+        scripts). On a shared machine, CPU per request is steadier than requests per second:
+        it does not count the time others held the CPU."""
         assert self.proc is not None
         total = 0.0
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -120,7 +122,23 @@ class Server:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     times = proc.cpu_times()
                     total += times.user + times.system
+                    if reaped:
+                        total += times.children_user + times.children_system
         return total
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def start_in(self, stack: contextlib.ExitStack) -> None:
+        """Start, stopped when `stack` closes; print the command line, or the log's end if
+        the server did not come up (RuntimeError)."""
+        stack.callback(self.stop)
+        try:
+            self.start()
+        except RuntimeError:
+            print(f"{self.name} did not start; the end of its log:\n{self.log_tail()}")
+            raise
+        print(f"$ {shlex.join(self.argv)}    # {self.name}, 127.0.0.1:{self.port}")
 
     def reload(self) -> None:
         assert self.proc is not None

@@ -213,13 +213,7 @@ def running(ws: Workspace, workers: int, names: Sequence[str]) -> Iterator[dict[
                 server = cls(
                     ws, stack.enter_context(free_listener_port()).getsockname()[1], workers
                 )
-            stack.callback(server.stop)
-            try:
-                server.start()
-            except RuntimeError:
-                print(f"{name} did not start; the end of its log:\n{server.log_tail()}")
-                raise
-            print(f"$ {shlex.join(server.argv)}    # {name}, 127.0.0.1:{server.port}")
+            server.start_in(stack)
             servers[name] = server
         yield servers
 
