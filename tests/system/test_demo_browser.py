@@ -6,7 +6,6 @@ import contextlib
 import itertools
 import json
 import os
-import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 
 import psutil
 import pytest
-from pyws_harness import Pyws, Site, wait_until
+from pyws_harness import Pyws, Site, stop_group, wait_until
 from websockets.sync.client import ClientConnection, connect
 
 from pyws.supervisor.config.loader import default_data_dir
@@ -179,13 +178,7 @@ class Chromium:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
+        stop_group(self.proc, grace=10)
         with contextlib.suppress(AssertionError):
             wait_until(lambda: not self.leftovers(), 5, "chromium's helpers gone")
         for proc in self.leftovers():
