@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import email.parser
+import email.policy
 import http.client
 import json
 import os
@@ -236,3 +238,22 @@ class Load:
             if not keepalive:
                 conn.close()
         conn.close()
+
+
+def parse_byteranges(
+    content_type: str, body: bytes, boundary: str | None = None
+) -> list[tuple[str, str | None, bytes]]:
+    """(Content-Range, Content-Type, bytes) of each part of a multipart/byteranges body, as
+    the stdlib MIME parser reads it: the oracle for our framing. `boundary`: the one expected."""
+    raw = b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
+    assert message.get_content_type() == "multipart/byteranges"
+    if boundary is not None:
+        assert message.get_boundary() == boundary
+    assert not message.defects
+    parts = []
+    for part in message.iter_parts():
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        parts.append((str(part["Content-Range"]), part["Content-Type"], payload))
+    return parts

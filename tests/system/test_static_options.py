@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import email.utils
 import hashlib
 import os
@@ -16,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from pyws_harness import Pyws, Site, reserve_port, vhost
+from pyws_harness import Pyws, Site, parse_byteranges, reserve_port, vhost
 
 MIB = 1024 * 1024
 DIGITS = b"0123456789" * 10  # 100 bytes: byte i is str(i % 10)
@@ -226,20 +224,6 @@ def test_validators_with_curl(served: Served, tmp_path: Path) -> None:
     assert served.curl("/digits.txt", "-H", f"If-Match: {etag}").body == DIGITS
 
 
-def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str | None, bytes]]:
-    """(Content-Range, Content-Type, bytes) of each part, read by the stdlib MIME parser."""
-    raw = b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
-    assert message.get_content_type() == "multipart/byteranges"
-    assert not message.defects
-    parts = []
-    for part in message.iter_parts():
-        payload = part.get_payload(decode=True)
-        assert isinstance(payload, bytes)
-        parts.append((str(part["Content-Range"]), part["Content-Type"], payload))
-    return parts
-
-
 def test_ranges_with_curl(served: Served) -> None:
     one = served.curl("/digits.txt", "-r", "10-19")
     assert (one.status, one.body) == (206, DIGITS[10:20])
@@ -251,7 +235,7 @@ def test_ranges_with_curl(served: Served) -> None:
     assert content_type.startswith("multipart/byteranges; boundary=")
     assert int(several.one("content-length")) == len(several.body)
     assert "content-range" not in several.fields
-    assert parse_multipart(content_type, several.body) == [
+    assert parse_byteranges(content_type, several.body) == [
         ("bytes 0-9/100", "text/plain", DIGITS[0:10]),
         ("bytes 20-29/100", "text/plain", DIGITS[20:30]),
     ]
@@ -259,7 +243,7 @@ def test_ranges_with_curl(served: Served) -> None:
     boundary = content_type.split("boundary=", 1)[1]
     assert re.fullmatch(r"[0-9a-f]{32}", boundary)
     merged = served.curl("/digits.txt", "-r", "50-59,0-9,5-14")  # unsorted and overlapping
-    assert [part[0] for part in parse_multipart(merged.one("content-type"), merged.body)] == [
+    assert [part[0] for part in parse_byteranges(merged.one("content-type"), merged.body)] == [
         "bytes 0-14/100",
         "bytes 50-59/100",
     ]
@@ -303,7 +287,7 @@ def test_several_ranges_of_a_large_file(served: Served) -> None:
     reply = served.curl("/twenty-mib.gz", "-r", "0-99,10000000-14999999,-65536")
     assert reply.status == 206
     assert int(reply.one("content-length")) == len(reply.body)
-    assert parse_multipart(reply.one("content-type"), reply.body) == [
+    assert parse_byteranges(reply.one("content-type"), reply.body) == [
         (f"bytes 0-99/{size}", "application/gzip", content[:100]),
         (f"bytes 10000000-14999999/{size}", "application/gzip", content[10000000:15000000]),
         (f"bytes {size - 65536}-{size - 1}/{size}", "application/gzip", content[-65536:]),

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import os
 from pathlib import Path
 
 import pytest
+from pyws_harness import parse_byteranges
 
 from pyws.supervisor.config.model import MountConfig, OriginKind, VhostConfig
 from pyws.worker import static
@@ -240,17 +239,7 @@ def test_a_cache_control_in_headers_replaces_ours(root: Path) -> None:
 def parse_multipart(response: Response) -> list[tuple[str, str | None, bytes]]:
     """(Content-Range, Content-Type, bytes) of each part, read by the stdlib MIME parser."""
     content_type = response.headers.split(b"Content-Type: ", 1)[1].split(b"\r\n", 1)[0]
-    raw = b"Content-Type: " + content_type + b"\r\n\r\n" + response.body
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
-    assert message.get_content_type() == "multipart/byteranges"
-    assert message.get_boundary() == BOUNDARY.decode()
-    assert not message.defects
-    parts = []
-    for part in message.iter_parts():
-        payload = part.get_payload(decode=True)
-        assert isinstance(payload, bytes)
-        parts.append((str(part["Content-Range"]), part["Content-Type"], payload))
-    return parts
+    return parse_byteranges(content_type.decode(), response.body, boundary=BOUNDARY.decode())
 
 
 def test_several_ranges_of_a_small_file(files: FileMount, config: MountConfig, root: Path) -> None:
