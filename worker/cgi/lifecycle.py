@@ -11,8 +11,9 @@ response never finished) cannot happen here by construction:
 
 Order of calls: feed facts with `handle()`; carry out the returned commands; after
 `KillGroup(SIGTERM)` arm a grace timer and feed `GraceExpired`; stop when `done`.
-Feed `ChildExited` before reaping the child, and carry out its commands first: a
-zombie leader still holds its process group's id, so a group kill cannot miss.
+While `pins_group`, feed `ChildExited` before reaping the child, and carry out its
+commands first: a zombie leader still holds its process group's id, so a group kill
+cannot miss. Otherwise the fact brings no kill, and may come after the reaping.
 """
 
 from __future__ import annotations
@@ -160,6 +161,12 @@ class CGILifecycle:
             and not self.stderr_open
             and self.kill != "term"
         )
+
+    @property
+    def pins_group(self) -> bool:
+        """A group kill may follow ChildExited: the process layer must feed it before it
+        reaps the child (see the module's docstring)."""
+        return self.kill == "term"
 
     def handle(self, fact: Fact) -> list[Command]:
         match fact:

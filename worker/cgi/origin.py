@@ -7,8 +7,9 @@ import os
 from importlib.metadata import version
 
 from pyws.supervisor.config.model import MountConfig, VhostConfig
-from pyws.worker.cgi.environ import build_environ
+from pyws.worker.cgi.environ import MountEnviron
 from pyws.worker.cgi.process import start_cgi
+from pyws.worker.cgi.stderr import StderrLog
 from pyws.worker.exchange import Exchange, StreamHandler
 from pyws.worker.http.events import Request
 from pyws.worker.routing import Route
@@ -26,26 +27,34 @@ class CGIMount:
         self.mount = mount
         self.program = mount.target
         self.cwd = mount.cgi_chdir or os.path.dirname(mount.target) or "/"
+        self.stderr = StderrLog(mount.target)
+        self.environ = MountEnviron(mount, SERVER_SOFTWARE)
 
     def open(self, request: Request, route: Route, exchange: Exchange) -> StreamHandler:
-        path_info = "/" + route.remainder if route.remainder else ""
-        env = build_environ(
+        remainder = route.remainder
+        env = self.environ.build(
             request,
-            self.mount,
-            path_info=path_info,
+            path_info=b"/" + os.fsencode(remainder) if remainder else b"",
             query=route.query,
             peer=exchange.protocol.peer(),
-            server_software=SERVER_SOFTWARE,
             server_name=_server_name(request, self.vhost),
         )
         # Content comes with a Transfer-Encoding or a non-zero Content-Length (RFC 9112 §6.3).
-        length = env.get("CONTENT_LENGTH")
+        length = env.get(b"CONTENT_LENGTH")
         content = request.header(b"transfer-encoding") is not None or (
-            length is not None and length.strip("0 \t") != ""
+            length is not None and length.strip(b"0 \t") != b""
         )
         timeout = self.mount.cgi_timeout
         try:
-            return start_cgi(self.program, env, self.cwd, exchange, timeout, content=content)
+            return start_cgi(
+                self.program,
+                env,
+                self.cwd,
+                exchange,
+                timeout,
+                stderr=self.stderr.fd(),
+                content=content,
+            )
         except OSError as exc:
             log.error("cgi %s: cannot execute: %s", self.program, exc.strerror or exc)
             exchange.fail(502)
@@ -75,11 +84,11 @@ class _NotRunning:
 _NOT_RUNNING = _NotRunning()
 
 
-def _server_name(request: Request, vhost: VhostConfig) -> str:
+def _server_name(request: Request, vhost: VhostConfig) -> bytes:
     """The Host the client used, without its port (RFC 3875 §4.1.14), else the vhost's name."""
-    if request.host:
-        host = request.host.decode("latin-1")
-        if host.startswith("["):
-            return host.split("]", 1)[0] + "]"
-        return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return vhost.name
+    host = request.host
+    if host:
+        if host.startswith(b"["):
+            return host.split(b"]", 1)[0] + b"]"
+        return host.rsplit(b":", 1)[0] if host.count(b":") == 1 else host
+    return vhost.name.encode()

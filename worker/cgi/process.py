@@ -27,7 +27,19 @@ from pyws.worker.cgi.headers import CGIHead
 log = logging.getLogger("pyws.cgi")
 
 KILL_GRACE_SECS = 2.0  # between SIGTERM and SIGKILL of the script's process group
-_STDIN, _STDOUT, _STDERR = 0, 1, 2
+_STDIN, _STDOUT = 0, 1
+
+
+class _WorkingDir:
+    """The worker's working directory: boot leaves it at "/", and a spawn moves it."""
+
+    path = "/"
+
+    @classmethod
+    def enter(cls, path: str) -> None:
+        if path != cls.path:
+            os.chdir(path)
+            cls.path = path
 
 
 @functools.cache
@@ -50,15 +62,16 @@ class CGISink(Protocol):
 
 
 class CGIRun:
-    """One script: its three pipes, its pidfd, its timers, and its lifecycle."""
+    """One script: its stdin and stdout pipes, its exit, its timers, and its lifecycle."""
 
     def __init__(self, script: str, sink: CGISink, timeout: float) -> None:
-        self.lifecycle = lc.CGILifecycle(script)
+        # Stderr goes to the mount's own pipe (stderr.py): no request waits for its EOF.
+        self.lifecycle = lc.CGILifecycle(script, stderr_open=False)
         self.sink = sink
         self.script = script
         self.pid = 0
-        self._pidfd = -1
-        self._fds: dict[int, int] = {}  # our ends of the script's stdin, stdout, stderr
+        self._pidfd = -1  # watched once the script may outlive its stdout (_watch_exit)
+        self._fds: dict[int, int] = {}  # our ends of the script's stdin and stdout
         self._stdin_buf = bytearray()  # what the script's full stdin pipe could not take
         self._stdin_end = False  # close stdin once the buffer is written
         self._out_paused = False
@@ -66,58 +79,49 @@ class CGIRun:
         self._timer = self._loop.call_later(timeout, self._feed, lc.TimedOut())
         self._grace: asyncio.TimerHandle | None = None
         self._stdin_open = True
-        self._stderr_tail = b""
         self._finished = False
 
-    def start(self, program: str, env: dict[str, str], cwd: str, content: bool = True) -> None:
+    def start(
+        self, program: str, env: dict[bytes, bytes], cwd: str, stderr: int, content: bool = True
+    ) -> None:
         """Spawn in a new session and process group with fds 0-2 only (every other fd of the
-        worker is close-on-exec); OSError if it cannot be executed. Without request
-        `content`, stdin is /dev/null: a pipe that would only carry an EOF costs five
-        syscalls more.
+        worker is close-on-exec); OSError if it cannot be executed. `stderr` is the mount's
+        stderr pipe (see stderr.py). Without request `content`, stdin is /dev/null: a pipe
+        that would only carry an EOF costs five syscalls more.
 
         posix_spawn (a vfork-style clone) blocks the loop least: ~0.6 ms against ~0.9 for
         subprocess and ~3.7 for uvloop's fork-based spawn. It has no working-directory
-        argument, so the worker steps into `cwd` around the call: single-threaded, nothing
-        else runs meanwhile, and the worker's own cwd is "/" (see boot)."""
+        argument, so the worker steps into `cwd` first. It stays there for the next script:
+        most workers run scripts of one directory only, and nothing else in the worker uses
+        relative paths."""
         in_r, in_w = os.pipe() if content else (_null_stdin(), -1)
-        (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
+        out_r, out_w = os.pipe()
         actions = [
             (os.POSIX_SPAWN_DUP2, in_r, 0),
             (os.POSIX_SPAWN_DUP2, out_w, 1),
-            (os.POSIX_SPAWN_DUP2, err_w, 2),
+            (os.POSIX_SPAWN_DUP2, stderr, 2),
         ]
-        ours: tuple[int, ...] = (in_w, out_r, err_r)
-        theirs: tuple[int, ...] = (in_r, out_w, err_w)
-        if not content:
-            ours, theirs = ours[1:], theirs[1:]  # /dev/null stays open for the next script
+        theirs = (in_r, out_w) if content else (out_w,)  # /dev/null stays open
         try:
-            os.chdir(cwd)
-            try:
-                self.pid = os.posix_spawn(
-                    program, [program], env, file_actions=actions, setsid=True
-                )
-            finally:
-                os.chdir("/")
+            _WorkingDir.enter(cwd)
+            self.pid = os.posix_spawn(program, [program], env, file_actions=actions, setsid=True)
         except BaseException:
-            for fd in ours:
-                os.close(fd)
+            for fd in (in_w, out_r):
+                if fd >= 0:
+                    os.close(fd)
             raise
         finally:
             for fd in theirs:
                 os.close(fd)  # the script's ends: ours must not keep its EOFs away
-        # The exit is watched on its own path: a pidfd, whatever the pipes are doing.
-        self._pidfd = os.pidfd_open(self.pid)
-        self._loop.add_reader(self._pidfd, self._on_exit)
-        # Raw non-blocking fds on the loop: a third of what three pipe transports cost.
-        # A new pipe end has no other status flag: one F_SETFL, no F_GETFL.
-        for fd, raw in ((_STDIN, in_w), (_STDOUT, out_r), (_STDERR, err_r)):
-            if raw >= 0:
-                fcntl.fcntl(raw, fcntl.F_SETFL, os.O_NONBLOCK)
-                self._fds[fd] = raw
-        if not content:
+        # uvloop makes a reader's fd non-blocking itself; stdin is written before it is
+        # ever watched, so it needs the flag now (a new pipe end has no other).
+        self._fds[_STDOUT] = out_r
+        if content:
+            fcntl.fcntl(in_w, fcntl.F_SETFL, os.O_NONBLOCK)
+            self._fds[_STDIN] = in_w
+        else:
             self._stdin_open = False
         self._loop.add_reader(out_r, self._on_readable, _STDOUT)
-        self._loop.add_reader(err_r, self._on_readable, _STDERR)
 
     def _on_readable(self, fd: int) -> None:
         raw = self._fds.get(fd)
@@ -148,38 +152,57 @@ class CGIRun:
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == _STDOUT:
             self._feed(lc.StdoutData(data))
-        elif fd == _STDERR:
-            self._log_stderr(data)
 
     def pipe_connection_lost(self, fd: int) -> None:
         if fd == _STDOUT:
             self._feed(lc.StdoutEOF())
-        elif fd == _STDERR:
-            self._log_stderr(b"\n" if self._stderr_tail else b"")
-            self._feed(lc.StderrEOF())
+            # A script that closed its stdout has usually exited too: reaping it now costs
+            # one syscall, where watching its exit costs a pidfd and a loop registration.
+            if self.lifecycle.child_alive and not self._reap(hang=False):
+                self._watch_exit()
         else:
             # The script closed stdin or exited: whatever body is left has nowhere to go.
             self._stdin_open = False
             self.sink.resume_request_body()
 
+    def _watch_exit(self) -> None:
+        """Watch for the exit on a pidfd, from the moment the script may outlive its stdout
+        (its EOF came first, or a kill began). Until then its exit would change nothing:
+        the response ends on stdout's EOF alone, and an unreaped child cannot lose its pid."""
+        if self._pidfd < 0 and self.lifecycle.child_alive:
+            self._pidfd = os.pidfd_open(self.pid)
+            self._loop.add_reader(self._pidfd, self._on_exit)
+
     def _on_exit(self) -> None:
         self._loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = -1
+        self._reap(hang=True)
+
+    def _reap(self, hang: bool) -> bool:
+        """If the script has exited (or once it has, with `hang`), feed ChildExited, carry out
+        its commands and reap it; False if it is still running."""
+        # While a group kill may follow the exit, the zombie is kept (WNOWAIT) until the
+        # commands ran: it pins its pid, so the kill reaches its own group and no other.
+        pinned = self.lifecycle.pins_group
+        options = os.WEXITED | (0 if hang else os.WNOHANG) | (os.WNOWAIT if pinned else 0)
         try:
-            # WNOWAIT: the zombie keeps its pid, so a group kill commanded by this fact
-            # still reaches its own group and no other (see CGILifecycle).
-            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+            info = os.waitid(os.P_PID, self.pid, options)
         except ChildProcessError:
-            info = None
+            info = None  # not ours to wait for any more: report it as gone
+        else:
+            if info is None:
+                return False
         code = -1 if info is None else info.si_status
         if info is not None and info.si_code != os.CLD_EXITED:
             code = -info.si_status  # killed by a signal, as subprocess reports it
         for command in self.lifecycle.handle(lc.ChildExited(code)):
             self._execute(command)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+        if pinned:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
         self._check_done()
+        return True
 
     # The HTTP side ----------------------------------------------------------
 
@@ -270,15 +293,16 @@ class CGIRun:
                 self.sink.abort()
             case lc.KillGroup(signum):
                 self._kill(signum)
-            case lc.StopReading(stderr):
-                for fd in (_STDOUT, _STDERR) if stderr else (_STDOUT,):
-                    if fd in self._fds:
-                        self._close(fd)
-                        self.pipe_connection_lost(fd)
+            case lc.StopReading():
+                # Stderr is the mount's pipe (stderr.py): there is only stdout to stop.
+                if _STDOUT in self._fds:
+                    self._close(_STDOUT)
+                    self.pipe_connection_lost(_STDOUT)
             case lc.LogError(message):
                 log.error("cgi %s", message)
 
     def _kill(self, signum: int) -> None:
+        self._watch_exit()  # the script may now end without closing its stdout first
         if self.pid:
             # The script leads its own process group: this reaches its children too.
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -286,33 +310,22 @@ class CGIRun:
         if self._grace is None and signum == signal.SIGTERM:
             self._grace = self._loop.call_later(KILL_GRACE_SECS, self._feed, lc.GraceExpired())
 
-    def _log_stderr(self, data: bytes) -> None:
-        """Stderr goes to the error log, a line at a time, named by the script: never to
-        the client."""
-        text = self._stderr_tail + data
-        *lines, self._stderr_tail = text.split(b"\n")
-        if len(self._stderr_tail) > 4096:
-            lines.append(self._stderr_tail)
-            self._stderr_tail = b""
-        for line in lines:
-            if line:
-                log.warning("cgi %s stderr: %s", self.script, line.decode("utf-8", "replace"))
-
 
 def start_cgi(
     program: str,
-    env: dict[str, str],
+    env: dict[bytes, bytes],
     cwd: str,
     sink: CGISink,
     timeout: float,
     *,
+    stderr: int,
     content: bool = True,
 ) -> CGIRun:
     """Run `program` for one request; raises OSError when it cannot be executed.
-    `content`: the request has content for the script's stdin."""
+    `stderr`: the mount's stderr pipe; `content`: the request has content for stdin."""
     run = CGIRun(program, sink, timeout)
     try:
-        run.start(program, env, cwd, content)
+        run.start(program, env, cwd, stderr, content)
     except BaseException:
         run.cancel_timers()
         raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pyws.supervisor.config.model import MountConfig, OriginKind
-from pyws.worker.cgi.environ import CGI_PATH, Peer, build_environ
+from pyws.worker.cgi.environ import CGI_PATH, MountEnviron, Peer
 from pyws.worker.http.events import Request
 
 MOUNT = MountConfig(
@@ -29,16 +29,16 @@ def request(*headers: tuple[bytes, bytes], method: bytes = b"GET") -> Request:
 
 
 def environ(req: Request) -> dict[str, str]:
+    """The environment as text, as the script reads it."""
     peer = Peer("127.0.0.1", 40000, 8080)
-    return build_environ(
+    env = MountEnviron(MOUNT, "pyws/0.1.0").build(
         req,
-        MOUNT,
-        path_info="/a/b",
+        path_info=b"/a/b",
         query=b"x=1&y=%20",
         peer=peer,
-        server_software="pyws/0.1.0",
-        server_name="example.com",
+        server_name=b"example.com",
     )
+    return {name.decode(): value.decode("latin-1") for name, value in env.items()}
 
 
 def test_meta_variables() -> None:
@@ -86,3 +86,31 @@ def test_chunked_request_has_no_content_length() -> None:
     env = environ(request((b"transfer-encoding", b"chunked"), method=b"POST"))
     assert "CONTENT_LENGTH" not in env
     assert env["HTTP_TRANSFER_ENCODING"] == "chunked"
+
+
+def test_cgi_env_overrides_and_repeated_requests_share_nothing() -> None:
+    """The per-mount base is copied for each request: one request's headers never reach
+    the next, and the mount's `cgi-env` wins over a variable of the same name."""
+    mount = MountConfig(
+        mountpoint="/cgi",
+        origin="cgi:///srv/cgi/app",
+        kind=OriginKind.CGI,
+        target="/srv/cgi/app",
+        cgi_env=(("PATH", "/opt/bin"), ("HTTP_X_FIXED", "mount")),
+    )
+    environ = MountEnviron(mount, "pyws/0.1.0")
+    peer = Peer("::1", 1, 80, https=True)
+
+    def build(*headers: tuple[bytes, bytes]) -> dict[bytes, bytes]:
+        return environ.build(
+            request(*headers), path_info=b"", query=b"", peer=peer, server_name=b"h"
+        )
+
+    first = build((b"x-fixed", b"client"), (b"x-only-first", b"1"))
+    second = build()
+    assert first[b"HTTP_X_FIXED"] == b"mount"
+    assert first[b"HTTP_X_ONLY_FIRST"] == b"1"
+    assert b"HTTP_X_ONLY_FIRST" not in second
+    assert second[b"PATH"] == b"/opt/bin"
+    assert second[b"HTTPS"] == b"on"
+    assert second[b"REMOTE_ADDR"] == b"::1"
