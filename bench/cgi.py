@@ -3,10 +3,11 @@
     .venv/bin/python -m bench.cgi [--requests 2000] [--concurrency 20] [--rounds 3] [--workers 1]
 
 Both servers run the same three-line shell script (lighttpd bug #2217, the seed of issue 4),
-as `nobody` when started as root. Each round runs `ab -n N -c C` on each server in turn and
-reports requests/s, failures, the longest request and CPU per request (the servers' own CPU
-plus that of the scripts they reaped). Exit status 1 if a server did not answer correctly or
-ab failed. See README.md.
+as `nobody` when started as root, and so does a third: the floor (bench/cgi_floor.py), the
+least a uvloop CGI responder can do, as a yardstick for pyws's own cost. Each round runs
+`ab -n N -c C` on each server in turn and reports requests/s, failures, the longest request
+and CPU per request (the servers' own CPU plus that of the scripts they reaped). Exit status
+1 if a server did not answer correctly or ab failed. See README.md.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import shlex
 import statistics
@@ -23,7 +25,16 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from bench.peers import LighttpdServer, PywsServer, Server, Session, Workspace, free_listener_port
+from bench.peers import (
+    REPO,
+    LighttpdServer,
+    PywsServer,
+    Server,
+    Session,
+    Workspace,
+    free_listener_port,
+    wait_port,
+)
 
 SCRIPT = '#!/bin/sh\necho "Content-type: text/html"\necho ""\necho "Plain text cxx!"\n'
 BODY = b"Plain text cxx!\n"
@@ -61,6 +72,26 @@ class PywsCGIServer(PywsServer):
             "vhosts": [{**listener, "mounts": [mount]}],
         }
         (self.conf / "conf").write_text(json.dumps(conf))
+
+
+class FloorServer(Server):
+    """`python -m bench.cgi_floor PORT PROGRAM PROCESSES`: the floor, on a reserved port."""
+
+    name = "floor"
+
+    def __init__(self, ws: Workspace, port: int, processes: int, program: str) -> None:
+        super().__init__()
+        self.ws = ws
+        self.port = port
+        self.processes = processes
+        self.program = program
+
+    def start(self) -> None:
+        argv = [sys.executable, "-m", "bench.cgi_floor", str(self.port), self.program]
+        argv.append(str(self.processes))
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self._spawn(argv, self.ws.base / "floor.log", env)
+        wait_port(self.port)
 
 
 def ab_command(requests: int, concurrency: int, url: str) -> list[str]:
@@ -116,9 +147,11 @@ def running(ws: Workspace, workers: int) -> Iterator[dict[str, Server]]:
         servers: dict[str, Server] = {}
         pyws_port = stack.enter_context(free_listener_port()).getsockname()[1]
         lighttpd_sock = stack.enter_context(free_listener_port())
+        floor_port = stack.enter_context(free_listener_port()).getsockname()[1]
         for server in (
             PywsCGIServer(ws, pyws_port, workers, str(program)),
             LighttpdServer(ws, lighttpd_sock),
+            FloorServer(ws, floor_port, workers, str(program)),
         ):
             server.start_in(stack)
             servers[server.name] = server
@@ -171,9 +204,17 @@ def report(samples: dict[str, list[Sample]], rounds: int) -> None:
         cpu = statistics.median(s.cpu_us for s in runs)
         rate = statistics.median(rates)
         print(f"  {name:<9} {rate:>8,.0f}  {span:<13} {failed:>6} {longest:>5} ms {cpu:>10.0f}")
-    mine, theirs = samples.get("pyws"), samples.get("lighttpd")
+    mine, theirs, floor = samples.get("pyws"), samples.get("lighttpd"), samples.get("floor")
+    if floor and theirs and mine:
+        print(
+            f"  floor/lighttpd: {_ratio(floor, theirs):.2f}   pyws/floor: {_ratio(mine, floor):.2f}"
+        )
     if mine and theirs:
         goal(mine, theirs)
+
+
+def _ratio(a: list[Sample], b: list[Sample]) -> float:
+    return statistics.median(s.rate for s in a) / statistics.median(s.rate for s in b)
 
 
 def goal(mine: list[Sample], theirs: list[Sample]) -> None:
@@ -195,7 +236,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=2000, help="ab -n, per run")
     parser.add_argument("--concurrency", type=int, default=20, help="ab -c")
     parser.add_argument("--rounds", type=int, default=3, help="runs per server, taking turns")
-    parser.add_argument("--workers", type=int, default=1, help="pyws count-threads")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="pyws count-threads, and the floor's processes"
+    )
     args = parser.parse_args(argv)
     if min(args.requests, args.concurrency, args.rounds, args.workers) < 1:
         parser.error("every option must be at least 1")
