@@ -82,6 +82,18 @@ def processes_of(site: Site) -> list[psutil.Process]:
     return found
 
 
+def unreaped_scripts(pyws: Pyws) -> list[psutil.Process]:
+    """Zombie children of the root's processes: scripts that exited and were never reaped."""
+    zombies = []
+    for proc in psutil.Process(pyws.pid).children(recursive=True):
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                zombies.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return zombies
+
+
 def group_is_empty(pgid: int) -> bool:
     for pid in psutil.pids():
         try:
@@ -199,6 +211,8 @@ def test_the_seed_script_under_ab_loses_no_response(pyws: Pyws, site: Site) -> N
     assert number("Document Length") == len(b"Plain text cxx!\n"), out.stdout
     # A lost response would take ab's timeout or cgi-timeout (10 s): far above this.
     assert 0 < number("100%") < 3000, out.stdout
+    # Each script was reaped, at its stdout's EOF or on its pidfd: none is left a zombie.
+    wait_until(lambda: not unreaped_scripts(pyws), 5, "every script to be reaped")
 
 
 def test_a_script_that_exits_right_after_writing(pyws: Pyws, site: Site) -> None:
@@ -222,6 +236,8 @@ def test_a_script_that_closes_stdout_and_sleeps(pyws: Pyws, site: Site) -> None:
     assert time.monotonic() - started < 2.5  # EOF ended it, not the exit 3 s later
     assert processes_of(site), "the script was still running when its response was whole"
     wait_until(lambda: not processes_of(site), 10, "the script to exit")
+    # It outlived its stdout, so its exit was watched on a pidfd: it is reaped, not a zombie.
+    wait_until(lambda: not unreaped_scripts(pyws), 5, "the script to be reaped")
 
 
 # -- streaming both ways -------------------------------------------------------------------------
