@@ -410,23 +410,29 @@ def test_a_timeout_kills_the_whole_group(pyws: Pyws, site: Site) -> None:
     scripts = {
         "silent": SH + STUBBORN + "sleep 1000\n",
         "talks": SH + TEXT + STUBBORN + "sleep 1000\n",
+        # Exits at once, unseen: its grandchild keeps stdout open until the timeout's kill.
+        "leaves": SH + TEXT + STUBBORN + "exit 0\n",
     }
     port = serve(pyws, site, scripts, {name: {"cgi-timeout": "1"} for name in scripts})
     started = time.monotonic()
     assert fetch(port, "/silent")[0].status_code == 504  # no header was sent yet
     assert 0.9 < time.monotonic() - started < 5
-    client = Client(port)  # headers sent: all the client can be told is a close
-    client.send("GET", "/talks")
-    assert client.head().status_code == 200
-    with pytest.raises(h11.RemoteProtocolError):
-        client.body()
-    client.sock.close()
+    for name in ("talks", "leaves"):
+        client = Client(port)  # headers sent: all the client can be told is a close
+        client.send("GET", f"/{name}")
+        assert client.head().status_code == 200
+        with pytest.raises(h11.RemoteProtocolError):
+            client.body()
+        client.sock.close()
     for name in scripts:
         # SIGTERM, then SIGKILL for the grandchild that ignores it: nothing of the group is left.
         pid = logged_pid(pyws, script(site, name))
         wait_until(functools.partial(group_is_empty, pid), 10, f"no process in group {pid}")
     assert not processes_of(site)
     assert "cgi-timeout reached" in pyws.log()
+    # "leaves" exited with 0 once, and was reaped once: no second, made-up exit is logged.
+    assert f"{script(site, 'leaves')} exited" not in pyws.log()
+    wait_until(lambda: not unreaped_scripts(pyws), 5, "every script to be reaped")
 
 
 def test_sigterm_comes_first(pyws: Pyws, site: Site) -> None:

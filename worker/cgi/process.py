@@ -173,11 +173,14 @@ class CGIRun:
             self._pidfd = os.pidfd_open(self.pid)
             self._loop.add_reader(self._pidfd, self._on_exit)
 
+    def _unwatch_exit(self) -> None:
+        if self._pidfd >= 0:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+
     def _on_exit(self) -> None:
-        self._loop.remove_reader(self._pidfd)
-        os.close(self._pidfd)
-        self._pidfd = -1
-        self._reap(hang=True)
+        self._reap(hang=True)  # the pidfd is readable: the script has exited
 
     def _reap(self, hang: bool) -> bool:
         """If the script has exited (or once it has, with `hang`), feed ChildExited, carry out
@@ -193,6 +196,9 @@ class CGIRun:
         else:
             if info is None:
                 return False
+        # Reaped, or about to be: a pidfd still watched would report this exit a second
+        # time, and its waitid could then meet a new child that was given the same pid.
+        self._unwatch_exit()
         code = -1 if info is None else info.si_status
         if info is not None and info.si_code != os.CLD_EXITED:
             code = -info.si_status  # killed by a signal, as subprocess reports it
