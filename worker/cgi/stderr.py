@@ -11,7 +11,6 @@ an escaped grandchild that keeps stderr open holds no request open.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 
@@ -21,7 +20,8 @@ MAX_LINE = 4096  # a longer run without a newline is logged in pieces this long
 
 
 class StderrLog:
-    """One mount's stderr pipe. `fd()` opens it on first use (the loop must be running)."""
+    """One mount's stderr pipe. `fd()` opens it on first use (the loop must be running); it
+    lasts as long as the worker."""
 
     def __init__(self, script: str) -> None:
         self.script = script
@@ -36,15 +36,6 @@ class StderrLog:
             os.set_blocking(self._read, False)
             asyncio.get_running_loop().add_reader(self._read, self._on_readable)
         return self._write
-
-    def close(self) -> None:
-        if self._read >= 0:
-            with contextlib.suppress(RuntimeError):
-                asyncio.get_running_loop().remove_reader(self._read)
-            os.close(self._read)
-            os.close(self._write)
-            self._read = self._write = -1
-            self.feed(b"\n" if self._tail else b"")
 
     def _on_readable(self) -> None:
         try:
