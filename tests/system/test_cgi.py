@@ -9,6 +9,7 @@ import json
 import os
 import pwd
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -381,6 +382,23 @@ def test_fds_identity_group_and_working_directory(pyws: Pyws, site: Site) -> Non
     assert me["pgid"] == me["pid"] == me["sid"]  # its own session and process group
     assert me["cwd"] == str(site.base / "cgi")  # default: the script's directory
     assert json.loads(fetch(port, "/elsewhere")[1])["cwd"] == str(site.docroot)
+
+
+def test_signals_reach_the_script_at_their_defaults(pyws: Pyws, site: Site) -> None:
+    """Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored through exec:
+    a script must not inherit that. It would see EPIPE where a shell pipeline expects to die
+    (`yes | head -1`), as subprocess's restore_signals knows."""
+    status = SH + TEXT + "grep -E '^Sig(Ign|Blk):' /proc/$$/status\n"
+    port = serve(pyws, site, {"status": status})
+    response, body = fetch(port, "/status")
+    assert response.status_code == 200
+    masks = {
+        name: int(mask, 16)
+        for name, mask in (line.split(":\t") for line in body.decode().splitlines())
+    }
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ):  # bit n-1 of the mask is signal n
+        assert not masks["SigIgn"] & 1 << (signum - 1), (signum, hex(masks["SigIgn"]))
+    assert masks["SigBlk"] == 0, hex(masks["SigBlk"])  # nothing blocked
 
 
 # -- what the script says ------------------------------------------------------------------------

@@ -27,6 +27,10 @@ from pyws.worker.cgi.headers import CGIHead
 log = logging.getLogger("pyws.cgi")
 
 KILL_GRACE_SECS = 2.0  # between SIGTERM and SIGKILL of the script's process group
+# Python ignores these, and an ignored signal stays ignored through exec: a script gets
+# them back at their defaults, as subprocess's restore_signals does, so that the writer of
+# a closed pipe (`yes | head -1`) dies of SIGPIPE rather than meeting EPIPE.
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 _STDIN, _STDOUT = 0, 1
 
 
@@ -104,7 +108,14 @@ class CGIRun:
         theirs = (in_r, out_w) if content else (out_w,)  # /dev/null stays open
         try:
             _WorkingDir.enter(cwd)
-            self.pid = os.posix_spawn(program, [program], env, file_actions=actions, setsid=True)
+            self.pid = os.posix_spawn(
+                program,
+                [program],
+                env,
+                file_actions=actions,
+                setsid=True,
+                setsigdef=_DEFAULT_SIGNALS,
+            )
         except BaseException:
             for fd in (in_w, out_r):
                 if fd >= 0:
