@@ -384,6 +384,26 @@ def test_fds_identity_group_and_working_directory(pyws: Pyws, site: Site) -> Non
     assert json.loads(fetch(port, "/elsewhere")[1])["cwd"] == str(site.docroot)
 
 
+def test_a_working_directory_replaced_by_a_deploy_is_entered_anew(pyws: Pyws, site: Site) -> None:
+    """`cgi-chdir` names a path: a directory swapped in under that name by a rename (a
+    common deploy) is where the next script runs, not the one the worker saw last."""
+    data = site.base / "data"
+
+    def release(marker: str) -> None:
+        fresh = site.base / f"data.{marker}"
+        fresh.mkdir()
+        (fresh / "marker").write_text(marker)
+        fresh.chmod(0o755)  # scripts run as nobody
+        fresh.rename(data)
+
+    release("one")
+    port = serve(pyws, site, {"pwd": SH + TEXT + "cat marker\n"}, {"pwd": {"cgi-chdir": str(data)}})
+    assert fetch(port, "/pwd")[1] == b"one"
+    data.rename(site.base / "data.old")  # the worker's own cwd may still be this one
+    release("two")
+    assert fetch(port, "/pwd")[1] == b"two"
+
+
 def test_signals_reach_the_script_at_their_defaults(pyws: Pyws, site: Site) -> None:
     """Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored through exec:
     a script must not inherit that. It would see EPIPE where a shell pipeline expects to die

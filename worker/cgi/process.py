@@ -34,18 +34,6 @@ _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 _STDIN, _STDOUT = 0, 1
 
 
-class _WorkingDir:
-    """The worker's working directory: boot leaves it at "/", and a spawn moves it."""
-
-    path = "/"
-
-    @classmethod
-    def enter(cls, path: str) -> None:
-        if path != cls.path:
-            os.chdir(path)
-            cls.path = path
-
-
 @functools.cache
 def _null_stdin() -> int:
     """The stdin of a script whose request has no content: opened once, kept open."""
@@ -95,9 +83,9 @@ class CGIRun:
 
         posix_spawn (a vfork-style clone) blocks the loop least: ~0.6 ms against ~0.9 for
         subprocess and ~3.7 for uvloop's fork-based spawn. It has no working-directory
-        argument, so the worker steps into `cwd` first. It stays there for the next script:
-        most workers run scripts of one directory only, and nothing else in the worker uses
-        relative paths."""
+        argument, so the worker steps into `cwd` first, and stays there: nothing else in
+        the worker uses relative paths, so stepping back to "/" would be a syscall for
+        nothing."""
         in_r, in_w = os.pipe() if content else (_null_stdin(), -1)
         out_r, out_w = os.pipe()
         actions = [
@@ -107,7 +95,9 @@ class CGIRun:
         ]
         theirs = (in_r, out_w) if content else (out_w,)  # /dev/null stays open
         try:
-            _WorkingDir.enter(cwd)
+            # By path every time, not "if it changed": a directory replaced under the same
+            # name (a deploy by rename) must be the one the script runs in.
+            os.chdir(cwd)
             self.pid = os.posix_spawn(
                 program,
                 [program],
