@@ -429,6 +429,8 @@ def test_status_location_and_stderr(pyws: Pyws, site: Site) -> None:
         "missing": SH + "printf 'Status: 404 Not Here\\nContent-Type: text/plain\\n\\nnope\\n'\n",
         "moved": SH + "printf 'Location: http://example.com/there\\n\\n'\n",
         "noisy": SH + "echo 'noisy-one on stderr' >&2\n" + TEXT + "echo fine\necho two >&2\n",
+        # Last words without a newline, then nothing more from any script of the mount.
+        "terse": SH + TEXT + "echo ok\nprintf 'no newline' >&2\n",
     }
     port = serve(pyws, site, scripts)
     response, body = fetch(port, "/missing")
@@ -442,6 +444,9 @@ def test_status_location_and_stderr(pyws: Pyws, site: Site) -> None:
     noisy = script(site, "noisy")
     wait_until(lambda: f"cgi {noisy} stderr: two" in pyws.log(), 10, "stderr in the log")
     assert f"cgi {noisy} stderr: noisy-one on stderr" in pyws.log()
+    assert fetch(port, "/terse")[1] == b"ok\n"
+    terse = script(site, "terse")
+    wait_until(lambda: f"cgi {terse} stderr: no newline" in pyws.log(), 10, "unended stderr")
 
 
 def test_a_timeout_kills_the_whole_group(pyws: Pyws, site: Site) -> None:

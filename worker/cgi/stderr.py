@@ -3,9 +3,10 @@
 Each script gets the write end as its fd 2. One pipe for all the mount's scripts, rather than
 one per request, saves a pipe, a loop registration and four syscalls on every request, as
 lighttpd saves them by handing its error log to the script. Unlike the error log itself, the
-pipe lets each line be named by its script. A line written at once (up to PIPE_BUF, 4 KiB)
-cannot interleave with another script's, and the worker holds the write end, so a script or
-an escaped grandchild that keeps stderr open holds no request open.
+pipe lets each line be named by its script. A write of up to PIPE_BUF (4 KiB) cannot
+interleave with another script's, so each read is logged as it comes, line by line; a
+longer write may be logged in pieces. The worker holds the write end, so a script or an
+escaped grandchild that keeps stderr open holds no request open.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import os
 
 log = logging.getLogger("pyws.cgi")
 
-MAX_LINE = 4096  # a longer run without a newline is logged in pieces this long
-
 
 class StderrLog:
     """One mount's stderr pipe. `fd()` opens it on first use (the loop must be running); it
@@ -27,7 +26,6 @@ class StderrLog:
         self.script = script
         self._read = -1
         self._write = -1
-        self._tail = b""
 
     def fd(self) -> int:
         """The write end, to be dup'ed onto a script's fd 2 (close-on-exec in the worker)."""
@@ -45,11 +43,9 @@ class StderrLog:
         self.feed(data)
 
     def feed(self, data: bytes) -> None:
-        """Log every complete line; keep the rest for the next read."""
-        *lines, self._tail = (self._tail + data).split(b"\n")
-        if len(self._tail) > MAX_LINE:
-            lines.append(self._tail)
-            self._tail = b""
-        for line in lines:
+        """Log each line of what one read brought, an unfinished last one included: the
+        pipe is shared, so the next bytes may be another script's, and a script's last
+        words may have no newline."""
+        for line in data.split(b"\n"):
             if line:
                 log.warning("cgi %s stderr: %s", self.script, line.decode("utf-8", "replace"))
