@@ -317,8 +317,10 @@ def test_the_environment_is_rfc_3875_and_nothing_else(pyws: Pyws, site: Site) ->
     cgi_env = {"cgi-env": [{"CGI_ONE": "1"}, {"CGI_TWO": "two words"}]}
     port = serve(pyws, site, {"env": INSPECT}, {"env": cgi_env}, env={"PYWS_SECRET": "x"})
     client = Client(port)
-    headers = [("Host", f"localhost:{port}"), ("Content-Type", "text/plain")]
-    headers += [("Proxy", "http://evil.example/"), ("X-Custom", "a"), ("X-Custom", "b")]
+    headers: list[tuple[str, str | bytes]] = [("Host", f"localhost:{port}")]
+    headers += [("Content-Type", "text/plain"), ("Proxy", "http://evil.example/")]
+    headers += [("X-Custom", "a"), ("X-Custom", "b")]
+    headers += [("X-Name", b"caf\xe9")]  # obs-text (RFC 9110 §5.5): opaque bytes
     client.send("POST", "/env/extra/path?x=1&y=%20", b"hello", headers=headers)
     assert client.head().status_code == 200
     env = json.loads(client.body())["env"]
@@ -342,6 +344,7 @@ def test_the_environment_is_rfc_3875_and_nothing_else(pyws: Pyws, site: Site) ->
         "HTTPS": "off",
         "HTTP_HOST": f"localhost:{port}",
         "HTTP_X_CUSTOM": "a, b",  # RFC 3875 §4.1.18: repeated fields, joined
+        "HTTP_X_NAME": "caf\xe9",  # the one byte 0xe9, as sent: not re-encoded as UTF-8
         "SCRIPT_PATH": path,
         "SCRIPT_FILENAME": path,
         "PATH": "/usr/local/bin:/usr/bin:/bin",
