@@ -143,6 +143,8 @@ class CGILifecycle:
     outcome: str | None = None  # "complete" | "failed"
     head_sent: bool = False
     stdout_open: bool = True
+    # A stderr pipe of the request's own, whose EOF the request waits for. pyws's process
+    # layer starts with it closed: its scripts write to their mount's pipe (stderr.py).
     stderr_open: bool = True
     child_alive: bool = True
     client_open: bool = True
