@@ -15,11 +15,14 @@ from pyws.worker.http.events import Request
 # A fixed PATH: the worker's own environment never leaks into a script.
 CGI_PATH = "/usr/local/bin:/usr/bin:/bin"
 
-# Carried by CONTENT_TYPE/CONTENT_LENGTH, and `Proxy` must never become HTTP_PROXY
-# (httpoxy, CVE-2016-5385: libraries read HTTP_PROXY as their outgoing proxy).
-_NOT_HTTP_VARS = frozenset({b"content-type", b"content-length", b"proxy"})
-
-_PROTOCOLS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
+# The fields that do not become HTTP_*: two have variables of their own (a chunked body has
+# no length to give: the script reads stdin to EOF), and `Proxy` must never become
+# HTTP_PROXY (httpoxy, CVE-2016-5385: libraries read HTTP_PROXY as their outgoing proxy).
+_NOT_HTTP_VARS = {
+    b"content-type": b"CONTENT_TYPE",
+    b"content-length": b"CONTENT_LENGTH",
+    b"proxy": b"",  # never set
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +38,7 @@ class Peer:
 class MountEnviron:
     """The variables every request to one cgi:// mount shares, and its `cgi-env`."""
 
-    __slots__ = ("_base", "_extra", "_http_names")
+    __slots__ = ("_base", "_extra")
 
     def __init__(self, mount: MountConfig, server_software: str) -> None:
         self._base = {
@@ -48,7 +51,6 @@ class MountEnviron:
         }
         # The mount's own `cgi-env` comes last: it may override any variable.
         self._extra = {name.encode(): value.encode() for name, value in mount.cgi_env}
-        self._http_names: dict[bytes, bytes] = {}  # field name -> HTTP_* name, as they come
 
     def build(
         self,
@@ -60,7 +62,7 @@ class MountEnviron:
         server_name: bytes,
     ) -> dict[bytes, bytes]:
         env = self._base.copy()
-        env[b"SERVER_PROTOCOL"] = _PROTOCOLS.get(request.http_version, b"HTTP/1.1")
+        env[b"SERVER_PROTOCOL"] = b"HTTP/" + request.http_version.encode()
         env[b"SERVER_NAME"] = server_name
         env[b"SERVER_PORT"] = b"%d" % peer.server_port
         env[b"REQUEST_METHOD"] = request.method
@@ -70,14 +72,11 @@ class MountEnviron:
         env[b"REMOTE_ADDR"] = peer.remote_addr.encode()
         env[b"REMOTE_PORT"] = b"%d" % peer.remote_port
         env[b"HTTPS"] = b"on" if peer.https else b"off"
-        names = self._http_names
         for name, value in request.headers:
-            key = names.get(name)
+            key = _NOT_HTTP_VARS.get(name)
             if key is None:
-                key = names[name] = _variable(name)
-                if len(names) > 256:  # a client inventing names must not grow the cache
-                    names.clear()
-            if not key:
+                key = b"HTTP_" + name.upper().replace(b"-", b"_")
+            elif not key:
                 continue
             if key in env:
                 # RFC 3875 §4.1.18: repeated fields are joined as one list.
@@ -87,15 +86,3 @@ class MountEnviron:
         if self._extra:
             env.update(self._extra)
         return env
-
-
-def _variable(name: bytes) -> bytes:
-    """The variable a header field becomes: CONTENT_TYPE, CONTENT_LENGTH or HTTP_*."""
-    if name == b"content-type":
-        return b"CONTENT_TYPE"
-    if name == b"content-length":
-        # A chunked body has no length to give: the script reads stdin to EOF.
-        return b"CONTENT_LENGTH"
-    if name in _NOT_HTTP_VARS:
-        return b""  # never set: see _NOT_HTTP_VARS
-    return b"HTTP_" + name.upper().replace(b"-", b"_")
