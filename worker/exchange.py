@@ -62,13 +62,10 @@ class Exchange:
             return
         self.responded = True
         self.status = head.status
-        fields = b"".join(b"%b: %b\r\n" % (name, value) for name, value in head.headers)
-        if head.content_length is not None:
-            fields = b"".join(
-                b"%b: %b\r\n" % (n, v) for n, v in head.headers if n.lower() != b"content-length"
-            )
         self.sent += len(body)
-        self.protocol.stream_write_head(head.status, fields + self.extra, head.content_length, body)
+        self.protocol.stream_write_head(
+            head.status, head.fields + self.extra, head.content_length, body
+        )
 
     def send_body(self, data: bytes) -> None:
         if not self.ended:

@@ -25,7 +25,7 @@ from pyws.supervisor.config.model import (
     VhostConfig,
 )
 from pyws.worker.auth import Credentials
-from pyws.worker.cgi.headers import CGIHead
+from pyws.worker.cgi.headers import CGIHead, head_fields
 from pyws.worker.exchange import Exchange, StreamHandler
 from pyws.worker.http.events import Request
 from pyws.worker.plugin_api import (
@@ -272,7 +272,7 @@ class _CallbackHandler:
     def head(
         self, status: int, headers: tuple[tuple[bytes, bytes], ...], length: int | None
     ) -> None:
-        self.exchange.send_head(CGIHead(status, b"", headers, length))
+        self.exchange.send_head(CGIHead(status, b"", headers, length, head_fields(headers)))
 
     def body(self, data: bytes) -> None:
         self.exchange.send_body(data)

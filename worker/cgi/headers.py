@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_HEADER_BYTES = 65536
 
@@ -14,26 +14,40 @@ class CGIHeaderError(Exception):
     """The script's output is not a valid CGI response: the client gets 502."""
 
 
-@dataclass(frozen=True, slots=True)
-class CGIHead:
+class CGIHead(NamedTuple):
     status: int
     reason: bytes
     headers: tuple[tuple[bytes, bytes], ...]  # as the script sent them, minus Status
     content_length: int | None
+    # `headers` as response header lines, but for Content-Length, which the connection
+    # writes itself: serialised once, where the fields were parsed.
+    fields: bytes
 
 
-def find_header_end(buffer: bytes | bytearray) -> tuple[int, int] | None:
+def head_fields(headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    """The header lines of `headers`, Content-Length left out (the connection frames)."""
+    return b"".join(
+        b"%b: %b\r\n" % (name, value)
+        for name, value in headers
+        if name.lower() != b"content-length"
+    )
+
+
+def find_header_end(buffer: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
     """(end of the header section, start of the body): the first blank line, whether the
-    script ends its lines with LF or CRLF (RFC 3875 §6 allows either)."""
-    lf = buffer.find(b"\n\n")
-    crlf = buffer.find(b"\n\r\n")
-    found = [(i, i + 2) for i in (lf,) if i >= 0] + [(i, i + 3) for i in (crlf,) if i >= 0]
-    return min(found) if found else None
+    script ends its lines with LF or CRLF (RFC 3875 §6 allows either). `start`: where to
+    look from, when the bytes before were searched already."""
+    lf = buffer.find(b"\n\n", start)
+    crlf = buffer.find(b"\n\r\n", start)
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf, crlf + 3
+    return None if lf < 0 else (lf, lf + 2)
 
 
 def parse_cgi_head(section: bytes) -> CGIHead:
     status, reason = 0, b""
     headers: list[tuple[bytes, bytes]] = []
+    fields: list[bytes] = []
     content_length: int | None = None
     has_type = has_location = False
     for raw in section.split(b"\n"):
@@ -57,15 +71,17 @@ def parse_cgi_head(section: bytes) -> CGIHead:
             if not value.isdigit():
                 raise CGIHeaderError(f"bad Content-Length {value[:40]!r}")
             content_length = int(value)
-        has_type |= key == b"content-type"
-        has_location |= key == b"location"
+        else:
+            fields.append(b"%b: %b\r\n" % (name, value))
+            has_type |= key == b"content-type"
+            has_location |= key == b"location"
         headers.append((name, value))
     if not status:
         # RFC 3875 §6.2.3: a redirect response without Status is a 302.
         status, reason = (302, b"Found") if has_location else (200, b"OK")
     if not has_type and not has_location:
         raise CGIHeaderError("the script sent no Content-Type")
-    return CGIHead(status, reason, tuple(headers), content_length)
+    return CGIHead(status, reason, tuple(headers), content_length, b"".join(fields))
 
 
 def _parse_status(value: bytes) -> tuple[int, bytes]:

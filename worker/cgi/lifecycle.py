@@ -19,7 +19,7 @@ cannot miss. Otherwise the fact brings no kill, and may come after the reaping.
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from pyws.worker.cgi.headers import (
@@ -123,6 +123,8 @@ class LogError:
     message: str
 
 
+END_RESPONSE = EndResponse()  # no fields: one value serves every request
+
 Command = (
     SendHead
     | SendBody
@@ -135,24 +137,31 @@ Command = (
 )
 
 
-@dataclass
 class CGILifecycle:
-    """One request's state. `outcome` is None until the response has ended."""
+    """One request's state. `outcome` is None until the response has ended.
 
-    script: str
+    Each fact has a method of its own, which the process layer calls; `handle()` takes any
+    fact as a value, as the table test feeds them. What starts the same for every request
+    is a class attribute: a request sets only what differs."""
+
     outcome: str | None = None  # "complete" | "failed"
-    head_sent: bool = False
-    stdout_open: bool = True
+    head_sent = False
+    stdout_open = True
     # A stderr pipe of the request's own, whose EOF the request waits for. pyws's process
     # layer starts with it closed: its scripts write to their mount's pipe (stderr.py).
-    stderr_open: bool = True
-    child_alive: bool = True
-    client_open: bool = True
+    stderr_open = True
+    child_alive = True
+    client_open = True
     exit_code: int | None = None
     # "term": SIGTERM went to the group and SIGKILL is still owed; "ended": SIGKILL went.
     kill: Literal["term", "ended"] | None = None
-    _buffer: bytearray = field(default_factory=bytearray)
+    _buffer: bytearray | None = None  # a header section that came in pieces, so far
     _remaining: int | None = None  # body bytes still owed when the script set Content-Length
+
+    def __init__(self, script: str, *, stderr_open: bool = True) -> None:
+        self.script = script
+        if not stderr_open:
+            self.stderr_open = False
 
     @property
     def done(self) -> bool:
@@ -173,47 +182,105 @@ class CGILifecycle:
     def handle(self, fact: Fact) -> list[Command]:
         match fact:
             case StdoutData(data):
-                return self._on_data(data)
+                return self.stdout_data(data)
             case StdoutEOF():
-                return self._on_eof()
+                return self.stdout_eof()
             case StderrEOF():
-                self.stderr_open = False
-                return []
+                return self.stderr_eof()
             case ChildExited(code):
-                return self._on_exit(code)
+                return self.child_exited(code)
             case ClientGone():
-                self.client_open = False
-                if self.outcome is not None:
-                    return []  # the response was whole: a lingering script may finish its work
-                self.outcome = "failed"
-                return self._kill()
+                return self.client_gone()
             case TimedOut():
-                return self._on_timeout()
+                return self.timed_out()
             case GraceExpired():
-                return self._on_grace_expired()
+                return self.grace_expired()
         raise AssertionError(fact)
 
-    def _on_data(self, data: bytes) -> list[Command]:
+    # The facts ----------------------------------------------------------------
+
+    def stdout_data(self, data: bytes) -> list[Command]:
         if self.outcome is not None or not self.stdout_open:
             return []
         if self.head_sent:
             return self._body(data)
-        self._buffer += data
-        bounds = find_header_end(self._buffer)
+        # Most scripts' header section comes whole in one read: it is parsed from `data`
+        # itself, and only a section in pieces is gathered in a buffer.
+        buffer = self._buffer
+        section: bytes | bytearray = data
+        start = 0
+        if buffer is not None:
+            start = max(len(buffer) - 2, 0)  # a blank line may straddle the two reads
+            buffer += data
+            section = buffer
+        bounds = find_header_end(section, start)
         if bounds is None:
-            if len(self._buffer) > MAX_HEADER_BYTES:
+            if buffer is None:
+                self._buffer = buffer = bytearray(data)
+            if len(buffer) > MAX_HEADER_BYTES:
                 return self._fail(502, "header section larger than 64 KiB")
             return []
         end, body_start = bounds
         try:
-            head = parse_cgi_head(bytes(self._buffer[:end]))
+            head = parse_cgi_head(bytes(section[:end]))
         except CGIHeaderError as exc:
             return self._fail(502, str(exc))
-        rest = bytes(self._buffer[body_start:])
-        self._buffer.clear()
+        rest = bytes(section[body_start:])
+        self._buffer = None
         self.head_sent = True
         self._remaining = head.content_length
         return [SendHead(head, self._clip(rest))]
+
+    def stdout_eof(self) -> list[Command]:
+        self.stdout_open = False
+        if self.outcome is not None:
+            return []
+        if not self.head_sent:
+            return self._fail(502, f"output ended before a complete header section{self._why()}")
+        if self._remaining:
+            return self._fail(502, f"output ended {self._remaining} bytes short of Content-Length")
+        self.outcome = "complete"
+        return [END_RESPONSE] if self.client_open else []
+
+    def stderr_eof(self) -> list[Command]:
+        self.stderr_open = False
+        return []
+
+    def child_exited(self, code: int) -> list[Command]:
+        self.child_alive = False
+        self.exit_code = code
+        cmds: list[Command] = []
+        if code != 0:
+            cmds.append(LogError(f"{self.script} exited with {_describe(code)}"))
+        # The script is gone after our SIGTERM: the rest of its group (a grandchild that
+        # ignores SIGTERM, say) gets SIGKILL now, while the unreaped leader pins the group id.
+        return cmds + self._kill_hard()
+
+    def client_gone(self) -> list[Command]:
+        self.client_open = False
+        if self.outcome is not None:
+            return []  # the response was whole: a lingering script may finish its work
+        self.outcome = "failed"
+        return self._kill()
+
+    def timed_out(self) -> list[Command]:
+        cmds: list[Command] = []
+        if self.outcome is None:
+            cmds += self._fail(504, "cgi-timeout reached")
+        # The response may be complete while the script (or a grandchild holding
+        # stdout) lingers: the timeout ends the whole process group either way.
+        return cmds + self._kill()
+
+    def grace_expired(self) -> list[Command]:
+        cmds = self._kill_hard()
+        if self.stderr_open:
+            # Whatever still holds stderr (a process that left the group) must not hold the
+            # request open.
+            self.stderr_open = False
+            cmds.append(StopReading(stderr=True))
+        return cmds
+
+    # -----------------------------------------------------------------------------
 
     def _body(self, data: bytes) -> list[Command]:
         data = self._clip(data)
@@ -224,35 +291,6 @@ class CGILifecycle:
             data = data[: self._remaining]  # never send more than the script declared
             self._remaining -= len(data)
         return data
-
-    def _on_eof(self) -> list[Command]:
-        self.stdout_open = False
-        if self.outcome is not None:
-            return []
-        if not self.head_sent:
-            return self._fail(502, f"output ended before a complete header section{self._why()}")
-        if self._remaining:
-            return self._fail(502, f"output ended {self._remaining} bytes short of Content-Length")
-        self.outcome = "complete"
-        return [EndResponse()] if self.client_open else []
-
-    def _on_exit(self, code: int) -> list[Command]:
-        self.child_alive = False
-        self.exit_code = code
-        cmds: list[Command] = []
-        if code != 0:
-            cmds.append(LogError(f"{self.script} exited with {_describe(code)}"))
-        # The script is gone after our SIGTERM: the rest of its group (a grandchild that
-        # ignores SIGTERM, say) gets SIGKILL now, while the unreaped leader pins the group id.
-        return cmds + self._kill_hard()
-
-    def _on_timeout(self) -> list[Command]:
-        cmds: list[Command] = []
-        if self.outcome is None:
-            cmds += self._fail(504, "cgi-timeout reached")
-        # The response may be complete while the script (or a grandchild holding
-        # stdout) lingers: the timeout ends the whole process group either way.
-        return cmds + self._kill()
 
     def _fail(self, status: int, message: str) -> list[Command]:
         self.outcome = "failed"
@@ -271,15 +309,6 @@ class CGILifecycle:
         if self.stdout_open:
             self.stdout_open = False
             cmds.append(StopReading())
-        return cmds
-
-    def _on_grace_expired(self) -> list[Command]:
-        cmds = self._kill_hard()
-        if self.stderr_open:
-            # Whatever still holds stderr (a process that left the group) must not hold the
-            # request open.
-            self.stderr_open = False
-            cmds.append(StopReading(stderr=True))
         return cmds
 
     def _kill_hard(self) -> list[Command]:

@@ -54,24 +54,27 @@ class CGISink(Protocol):
 
 
 class CGIRun:
-    """One script: its stdin and stdout pipes, its exit, its timers, and its lifecycle."""
+    """One script: its stdin and stdout pipes, its exit, its timers, and its lifecycle.
+
+    What starts the same for every script is a class attribute: a run sets only its own."""
+
+    pid = 0
+    _stdin = -1  # our end of the script's stdin pipe, while open
+    _stdout = -1  # our end of its stdout pipe, while open
+    _pidfd = -1  # watched once the script may outlive its stdout (_watch_exit)
+    _stdin_buf: bytearray | None = None  # what the script's full stdin pipe could not take
+    _stdin_end = False  # close stdin once the buffer is written
+    _out_paused = False
+    _grace: asyncio.TimerHandle | None = None
+    _finished = False
 
     def __init__(self, script: str, sink: CGISink, timeout: float) -> None:
         # Stderr goes to the mount's own pipe (stderr.py): no request waits for its EOF.
         self.lifecycle = lc.CGILifecycle(script, stderr_open=False)
         self.sink = sink
         self.script = script
-        self.pid = 0
-        self._pidfd = -1  # watched once the script may outlive its stdout (_watch_exit)
-        self._fds: dict[int, int] = {}  # our ends of the script's stdin and stdout
-        self._stdin_buf = bytearray()  # what the script's full stdin pipe could not take
-        self._stdin_end = False  # close stdin once the buffer is written
-        self._out_paused = False
-        self._loop = asyncio.get_running_loop()
-        self._timer = self._loop.call_later(timeout, self._feed, lc.TimedOut())
-        self._grace: asyncio.TimerHandle | None = None
-        self._stdin_open = True
-        self._finished = False
+        self._loop = loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(timeout, self._feed, lc.TimedOut())
 
     def start(
         self, program: str, env: dict[bytes, bytes], cwd: str, stderr: int, content: bool = True
@@ -93,7 +96,6 @@ class CGIRun:
             (os.POSIX_SPAWN_DUP2, out_w, 1),
             (os.POSIX_SPAWN_DUP2, stderr, 2),
         ]
-        theirs = (in_r, out_w) if content else (out_w,)  # /dev/null stays open
         try:
             # By path every time, not "if it changed": a directory replaced under the same
             # name (a deploy by rename) must be the one the script runs in.
@@ -107,64 +109,50 @@ class CGIRun:
                 setsigdef=_DEFAULT_SIGNALS,
             )
         except BaseException:
-            for fd in (in_w, out_r):
-                if fd >= 0:
-                    os.close(fd)
+            os.close(out_r)
+            if content:
+                os.close(in_w)
             raise
         finally:
-            for fd in theirs:
-                os.close(fd)  # the script's ends: ours must not keep its EOFs away
+            os.close(out_w)  # the script's ends: ours must not keep its EOFs away
+            if content:
+                os.close(in_r)  # (/dev/null stays open)
         # uvloop makes a reader's fd non-blocking itself; stdin is written before it is
         # ever watched, so it needs the flag now (a new pipe end has no other).
-        self._fds[_STDOUT] = out_r
+        self._stdout = out_r
         if content:
             fcntl.fcntl(in_w, fcntl.F_SETFL, os.O_NONBLOCK)
-            self._fds[_STDIN] = in_w
-        else:
-            self._stdin_open = False
-        self._loop.add_reader(out_r, self._on_readable, _STDOUT)
+            self._stdin = in_w
+        self._loop.add_reader(out_r, self._on_stdout)
 
-    def _on_readable(self, fd: int) -> None:
-        raw = self._fds.get(fd)
-        if raw is None:
-            return
+    def _on_stdout(self) -> None:
         try:
-            data = os.read(raw, 65536)
+            data = os.read(self._stdout, 65536)
         except BlockingIOError:
             return
         except OSError:
             data = b""
         if data:
-            self.pipe_data_received(fd, data)
+            self._carry_out(self.lifecycle.stdout_data(data))
         else:
-            self._close(fd)
-            self.pipe_connection_lost(fd)
+            self._stdout_closed()
 
-    def _close(self, fd: int) -> None:
-        raw = self._fds.pop(fd, None)
-        if raw is None:
-            return
-        if fd == _STDIN:
-            self._loop.remove_writer(raw)
-        else:
-            self._loop.remove_reader(raw)
-        os.close(raw)
+    def _stdout_closed(self) -> None:
+        """Our end of stdout is to be closed: at its EOF, or when the lifecycle stops reading."""
+        self._loop.remove_reader(self._stdout)
+        os.close(self._stdout)
+        self._stdout = -1
+        self._carry_out(self.lifecycle.stdout_eof())
+        # A script that closed its stdout has usually exited too: reaping it now costs
+        # one syscall, where watching its exit costs a pidfd and a loop registration.
+        if self.lifecycle.child_alive and not self._reap(hang=False):
+            self._watch_exit()
 
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        if fd == _STDOUT:
-            self._feed(lc.StdoutData(data))
-
-    def pipe_connection_lost(self, fd: int) -> None:
-        if fd == _STDOUT:
-            self._feed(lc.StdoutEOF())
-            # A script that closed its stdout has usually exited too: reaping it now costs
-            # one syscall, where watching its exit costs a pidfd and a loop registration.
-            if self.lifecycle.child_alive and not self._reap(hang=False):
-                self._watch_exit()
-        else:
-            # The script closed stdin or exited: whatever body is left has nowhere to go.
-            self._stdin_open = False
-            self.sink.resume_request_body()
+    def _close_stdin(self) -> None:
+        if self._stdin >= 0:
+            self._loop.remove_writer(self._stdin)
+            os.close(self._stdin)
+            self._stdin = -1
 
     def _watch_exit(self) -> None:
         """Watch for the exit on a pidfd, from the moment the script may outlive its stdout
@@ -184,11 +172,11 @@ class CGIRun:
         self._reap(hang=True)  # the pidfd is readable: the script has exited
 
     def _reap(self, hang: bool) -> bool:
-        """If the script has exited (or once it has, with `hang`), feed ChildExited, carry out
+        """If the script has exited (or once it has, with `hang`), feed its exit, carry out
         its commands and reap it; False if it is still running."""
         # While a group kill may follow the exit, the zombie is kept (WNOWAIT) until the
         # commands ran: it pins its pid, so the kill reaches its own group and no other.
-        pinned = self.lifecycle.pins_group
+        pinned = self.lifecycle.kill == "term"  # lifecycle.pins_group, inlined
         options = os.WEXITED | (0 if hang else os.WNOHANG) | (os.WNOWAIT if pinned else 0)
         try:
             info = os.waitid(os.P_PID, self.pid, options)
@@ -203,8 +191,9 @@ class CGIRun:
         code = -1 if info is None else info.si_status
         if info is not None and info.si_code != os.CLD_EXITED:
             code = -info.si_status  # killed by a signal, as subprocess reports it
-        for command in self.lifecycle.handle(lc.ChildExited(code)):
-            self._execute(command)
+        commands = self.lifecycle.child_exited(code)
+        if commands:
+            self._carry_out(commands)
         if pinned:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
@@ -214,54 +203,53 @@ class CGIRun:
     # The HTTP side ----------------------------------------------------------
 
     def feed_body(self, data: bytes) -> None:
-        if not self._stdin_open or _STDIN not in self._fds:
+        if self._stdin < 0:
             return  # the script closed stdin or exited: the rest has nowhere to go
         if self._stdin_buf:
             self._stdin_buf += data
             return
-        self._stdin_buf += data
+        self._stdin_buf = bytearray(data)
         self._flush_stdin()
         if self._stdin_buf:
-            self._loop.add_writer(self._fds[_STDIN], self._on_stdin_writable)
+            self._loop.add_writer(self._stdin, self._on_stdin_writable)
             self.sink.pause_request_body()  # the script's stdin pipe is full
 
     def _on_stdin_writable(self) -> None:
         self._flush_stdin()
-        if not self._stdin_buf and _STDIN in self._fds:
-            self._loop.remove_writer(self._fds[_STDIN])
+        if not self._stdin_buf and self._stdin >= 0:
+            self._loop.remove_writer(self._stdin)
             self.sink.resume_request_body()
             if self._stdin_end:
-                self._close(_STDIN)
+                self._close_stdin()
 
     def _flush_stdin(self) -> None:
+        buf = self._stdin_buf
+        assert buf is not None
         try:
-            while self._stdin_buf:
-                written = os.write(self._fds[_STDIN], self._stdin_buf)
-                del self._stdin_buf[:written]
+            while buf:
+                written = os.write(self._stdin, buf)
+                del buf[:written]
         except BlockingIOError:
             return
         except OSError:  # EPIPE: the script will read no more
-            self._stdin_buf.clear()
-            self._stdin_open = False
-            self._close(_STDIN)
+            buf.clear()
+            self._close_stdin()
             self.sink.resume_request_body()
 
     def end_body(self) -> None:
         self._stdin_end = True
         if not self._stdin_buf:
-            self._close(_STDIN)
+            self._close_stdin()
 
     def pause_output(self) -> None:
-        raw = self._fds.get(_STDOUT)
-        if raw is not None and not self._out_paused:
+        if self._stdout >= 0 and not self._out_paused:
             self._out_paused = True
-            self._loop.remove_reader(raw)
+            self._loop.remove_reader(self._stdout)
 
     def resume_output(self) -> None:
-        raw = self._fds.get(_STDOUT)
-        if raw is not None and self._out_paused:
+        if self._stdout >= 0 and self._out_paused:
             self._out_paused = False
-            self._loop.add_reader(raw, self._on_readable, _STDOUT)
+            self._loop.add_reader(self._stdout, self._on_stdout)
 
     def cancel_timers(self) -> None:
         self._timer.cancel()
@@ -274,7 +262,10 @@ class CGIRun:
     # Carrying out the lifecycle's commands -------------------------------
 
     def _feed(self, fact: lc.Fact) -> None:
-        for command in self.lifecycle.handle(fact):
+        self._carry_out(self.lifecycle.handle(fact))
+
+    def _carry_out(self, commands: list[lc.Command]) -> None:
+        for command in commands:
             self._execute(command)
         self._check_done()
 
@@ -282,8 +273,11 @@ class CGIRun:
         if self.lifecycle.done and not self._finished:
             self._finished = True
             self.cancel_timers()
-            for fd in list(self._fds):
-                self._close(fd)
+            self._close_stdin()
+            if self._stdout >= 0:
+                self._loop.remove_reader(self._stdout)
+                os.close(self._stdout)
+                self._stdout = -1
             self.sink.finished()
 
     def _execute(self, command: lc.Command) -> None:
@@ -302,9 +296,8 @@ class CGIRun:
                 self._kill(signum)
             case lc.StopReading():
                 # Stderr is the mount's pipe (stderr.py): there is only stdout to stop.
-                if _STDOUT in self._fds:
-                    self._close(_STDOUT)
-                    self.pipe_connection_lost(_STDOUT)
+                if self._stdout >= 0:
+                    self._stdout_closed()
             case lc.LogError(message):
                 log.error("cgi %s", message)
 

@@ -38,32 +38,34 @@ class HTTPProtocol(asyncio.Protocol):
     """One client connection: feeds its HTTPConnection and moves the bytes both ways."""
 
     _transport: asyncio.Transport  # from connection_made() on
+    # What starts the same for every connection is a class attribute: a new connection (one
+    # per request, for a client without keep-alive) sets only its own fields.
+    _made = False
+    _request: Request | None = None
+    _route: Route | None = None
+    _sender: FileSender | None = None
+    _pending_file: tuple[bytes, FileSpan] | None = None
+    _busy = False  # a file body is on its way: later requests wait
+    _write_paused = False  # the transport holds more than its high-water mark
+    _reading = True
+    _eof = False  # the client will send nothing more
+    _linger_until: float | None = None
+    _stall_deadline = 0.0
+    _stall_mark = 0
+    _peer: bytes | None = None  # the client's address, for the access log
+    _ends: Peer | None = None  # both addresses, for CGI
+    _exchange: Exchange | None = None  # a streaming origin answers the request
+    _body_paused = False  # that origin cannot take more request content yet
+    _processing = False  # inside _process(): a stream ending now must not re-enter
+    _upgraded = False  # the transport belongs to a WebSocket now
+    _fd = -1  # the socket's, once asked for (fd)
 
     def __init__(self, server: Server, site: Site, loop: asyncio.AbstractEventLoop) -> None:
         self._server = server
         self._site = site
         self._loop = loop
         self._conn = server.new_connection(loop.time())
-        self._made = False
-        self._fd = -1
-        self._request: Request | None = None
-        self._route: Route | None = None
-        self._sender: FileSender | None = None
-        self._pending_file: tuple[bytes, FileSpan] | None = None
-        self._busy = False  # a file body is on its way: later requests wait
-        self._write_paused = False  # the transport holds more than its high-water mark
-        self._reading = True
-        self._eof = False  # the client will send nothing more
-        self._linger_until: float | None = None
-        self._stall_deadline = 0.0
-        self._stall_mark = 0
         self._timer = DeadlineTimer(loop, self._on_timer)
-        self._peer: bytes | None = None  # the client's address, for the access log
-        self._ends: Peer | None = None  # both addresses, for CGI
-        self._exchange: Exchange | None = None  # a streaming origin answers the request
-        self._body_paused = False  # that origin cannot take more request content yet
-        self._processing = False  # inside _process(): a stream ending now must not re-enter
-        self._upgraded = False  # the transport belongs to a WebSocket now
         # Counted from accept on, not from connection_made(), which comes a loop turn later:
         # a drain in between must not find the worker empty and let it exit.
         server.opened(self)
@@ -73,7 +75,6 @@ class HTTPProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self._made = True
-        self._fd = transport.get_extra_info("socket").fileno()
         if self._server.aborting:
             self._transport.abort()
         elif self._server.closing_idle:
@@ -126,6 +127,14 @@ class HTTPProtocol(asyncio.Protocol):
             self._exchange = None
         self._server.closed(self)
 
+    @property
+    def fd(self) -> int:
+        """The socket's file descriptor: for sendfile() and the log, asked of the transport
+        only when needed."""
+        if self._fd < 0:
+            self._fd = self._transport.get_extra_info("socket").fileno()
+        return self._fd
+
     # -- requests ---------------------------------------------------------------------------------
 
     def _process(self) -> None:
@@ -145,12 +154,12 @@ class HTTPProtocol(asyncio.Protocol):
                     self._begin(event)
                 # Data for a whole-response origin: none reads request content; dropped.
         except ProtocolError as exc:
-            log.debug("fd %d: %s", self._fd, exc)
+            log.debug("fd %d: %s", self.fd, exc)
             self._transport.write(conn.send_error(exc.status, self._loop.time(), time.time()))
             if self._server.access_logs is not None:
                 self._log_access(self._request, error_response(exc.status))
         except Exception:  # the per-connection boundary: a bug here must not take others down
-            log.exception("fd %d: internal error", self._fd)
+            log.exception("fd %d: internal error", self.fd)
             self._internal_error()
         finally:
             self._processing = False
@@ -199,7 +208,7 @@ class HTTPProtocol(asyncio.Protocol):
         denied = self._site.denial(request, route)
         decision = Refuse(denied, "mount basic-auth") if denied else negotiate(request, offer)
         if isinstance(decision, Refuse):
-            log.debug("fd %d: upgrade refused: %s", self._fd, decision.reason)
+            log.debug("fd %d: upgrade refused: %s", self.fd, decision.reason)
             response = decision.response
             self._transport.write(
                 self._conn.send_response(response, self._loop.time(), time.time())
@@ -355,10 +364,10 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _start_sender(self, head: bytes, span: FileSpan) -> None:
         try:
-            self._sender = FileSender(self._loop, self._fd, head, span, self._on_writable)
+            self._sender = FileSender(self._loop, self.fd, head, span, self._on_writable)
         except OSError as exc:
             # Nothing went out yet: the file vanished or changed since its headers were made.
-            log.info("fd %d: cannot send %s: %s", self._fd, span.path, exc)
+            log.info("fd %d: cannot send %s: %s", self.fd, span.path, exc)
             self._busy = False
             self._transport.write(self._conn.send_error(503, self._loop.time(), time.time()))
             return
@@ -402,11 +411,13 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _close(self) -> None:
         """Close after the last response: FIN first, then read until the client's FIN (or a
-        short while), so our unread-data RST cannot destroy that response (RFC 9112 §9.6)."""
+        short while), so our unread-data RST cannot destroy that response (RFC 9112 §9.6).
+        A client that said its request was the last, and whose every byte was read, sends
+        nothing more: it gets the plain close (as nginx's lingering_close decides)."""
         transport = self._transport
         if self._linger_until is not None or transport.is_closing():
             return
-        if self._eof:
+        if self._eof or self._conn.client_done:
             transport.close()
             return
         self._linger_until = self._loop.time() + LINGER_SECS
@@ -458,7 +469,7 @@ class HTTPProtocol(asyncio.Protocol):
                 self._stall_deadline = now + self._conn.idle_timeout
                 self._arm()
                 return
-            log.info("fd %d: client stopped reading, aborting", self._fd)
+            log.info("fd %d: client stopped reading, aborting", self.fd)
             self._transport.abort()
         else:
             data = self._conn.handle_timeout(now, time.time())
