@@ -101,7 +101,10 @@ class Exchange:
         self.protocol.stream_pause_body(False)
 
     def finished(self) -> None:
-        """The origin's work is over (for CGI: the script was reaped)."""
+        """The origin's work is over (for CGI: the script was reaped). The handler, which
+        refers back to this exchange, is let go: both are then freed at once, not by the
+        cycle collector."""
+        self.handler = None
         self.protocol.server.stream_finished(self)
 
     # The connection's side -------------------------------------------------------------

@@ -74,7 +74,7 @@ class CGIRun:
         self.sink = sink
         self.script = script
         self._loop = loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(timeout, self._feed, lc.TimedOut())
+        self._timer = loop.call_later(timeout, self._timed_out)
 
     def start(
         self, program: str, env: dict[bytes, bytes], cwd: str, stderr: int, content: bool = True
@@ -257,12 +257,15 @@ class CGIRun:
             self._grace.cancel()
 
     def client_gone(self) -> None:
-        self._feed(lc.ClientGone())
+        self._carry_out(self.lifecycle.client_gone())
 
     # Carrying out the lifecycle's commands -------------------------------
 
-    def _feed(self, fact: lc.Fact) -> None:
-        self._carry_out(self.lifecycle.handle(fact))
+    def _timed_out(self) -> None:
+        self._carry_out(self.lifecycle.timed_out())
+
+    def _grace_expired(self) -> None:
+        self._carry_out(self.lifecycle.grace_expired())
 
     def _carry_out(self, commands: list[lc.Command]) -> None:
         for command in commands:
@@ -308,7 +311,7 @@ class CGIRun:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signum)
         if self._grace is None and signum == signal.SIGTERM:
-            self._grace = self._loop.call_later(KILL_GRACE_SECS, self._feed, lc.GraceExpired())
+            self._grace = self._loop.call_later(KILL_GRACE_SECS, self._grace_expired)
 
 
 def start_cgi(
