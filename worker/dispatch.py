@@ -90,14 +90,24 @@ def reject_response(status: int, reason: str) -> Response:
 class Site:
     """What the connections of one listener share: its router and the mounts of its vhosts."""
 
-    __slots__ = ("_mounts", "_rejects", "_splits_upgrades", "_vhost_extra", "router", "streams")
+    __slots__ = (
+        "_mounts",
+        "_rejects",
+        "_splits_upgrades",
+        "_vhost_extra",
+        "port",
+        "router",
+        "streams",
+    )
 
     def __init__(
         self,
         vhosts: tuple[VhostConfig, ...],
         origins: Mapping[int, ServedMount],
         rejects: tuple[tuple[str, int, str], ...],
+        port: int = 0,
     ) -> None:
+        self.port = port  # the listener's (CGI's SERVER_PORT), whatever address it bound
         self.router = Router(vhosts)
         self._mounts = origins  # by id() of the MountConfig: hashing a config is not free
         self._splits_upgrades = self.router.splits_upgrades

@@ -67,7 +67,9 @@ class Server:
             (vhost for listener in listeners for vhost in listener.vhosts), plugins
         )
         rejects = glob.reject_service_keywords
-        self._sites = [(lst, Site(lst.vhosts, origins, rejects)) for lst in listeners]
+        self._sites = [
+            (lst, Site(lst.vhosts, origins, rejects, _port(lst.sock))) for lst in listeners
+        ]
         self._protocols: set[HTTPProtocol | WSProtocol] = set()
         self._streams: set[Exchange] = set()  # until their origin's work is over
         self._servers: list[asyncio.AbstractServer] = []
@@ -159,3 +161,10 @@ class Server:
         # A draining worker also waits for its scripts: none may outlive it unreaped.
         if self._draining and not self._protocols and not self._streams:
             self._all_closed.set()
+
+
+def _port(sock: socket.socket) -> int:
+    """The port a listener bound, asked once: 0 for a unix socket."""
+    if sock.family == socket.AF_UNIX:
+        return 0
+    return int(sock.getsockname()[1])

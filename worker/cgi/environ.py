@@ -7,7 +7,7 @@ built once per mount (`MountEnviron`); a request adds only its own variables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pyws.supervisor.config.model import MountConfig
 from pyws.worker.http.events import Request
@@ -25,8 +25,7 @@ _NOT_HTTP_VARS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Peer:
+class Peer(NamedTuple):
     """Both ends of the client's connection, as the CGI variables name them."""
 
     remote_addr: str
@@ -61,17 +60,19 @@ class MountEnviron:
         peer: Peer,
         server_name: bytes,
     ) -> dict[bytes, bytes]:
-        env = self._base.copy()
-        env[b"SERVER_PROTOCOL"] = b"HTTP/" + request.http_version.encode()
-        env[b"SERVER_NAME"] = server_name
-        env[b"SERVER_PORT"] = b"%d" % peer.server_port
-        env[b"REQUEST_METHOD"] = request.method
-        env[b"QUERY_STRING"] = query
-        env[b"REQUEST_URI"] = request.target
-        env[b"PATH_INFO"] = path_info
-        env[b"REMOTE_ADDR"] = peer.remote_addr.encode()
-        env[b"REMOTE_PORT"] = b"%d" % peer.remote_port
-        env[b"HTTPS"] = b"on" if peer.https else b"off"
+        env = {
+            **self._base,
+            b"SERVER_PROTOCOL": b"HTTP/" + request.http_version.encode(),
+            b"SERVER_NAME": server_name,
+            b"SERVER_PORT": b"%d" % peer.server_port,
+            b"REQUEST_METHOD": request.method,
+            b"QUERY_STRING": query,
+            b"REQUEST_URI": request.target,
+            b"PATH_INFO": path_info,
+            b"REMOTE_ADDR": peer.remote_addr.encode(),
+            b"REMOTE_PORT": b"%d" % peer.remote_port,
+            b"HTTPS": b"on" if peer.https else b"off",
+        }
         for name, value in request.headers:
             key = _NOT_HTTP_VARS.get(name)
             if key is None:

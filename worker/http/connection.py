@@ -388,12 +388,20 @@ class HTTPConnection:
         return b"".join((line, self._dates.line(wall), self._server, response.headers, end, body))
 
     def send_stream_head(
-        self, status: int, fields: bytes, length: int | None, now: float, wall: float
+        self,
+        status: int,
+        fields: bytes,
+        length: int | None,
+        now: float,
+        wall: float,
+        *,
+        body: bytes = b"",
     ) -> bytes:
-        """The head of a response whose body an origin streams (CGI): `send_stream_data()`
-        frames each piece, `end_stream()` ends it. Without a length the body is chunked on
-        HTTP/1.1 and close-delimited on 1.0 (RFC 9112 §6.3). The request's content may still
-        be arriving: it goes on to the origin until the stream ends."""
+        """The head of a response whose body an origin streams (CGI), followed by `body`,
+        its first piece: `send_stream_data()` frames each later piece, `end_stream()` ends
+        it. Without a length the body is chunked on HTTP/1.1 and close-delimited on 1.0
+        (RFC 9112 §6.3). The request's content may still be arriving: it goes on to the
+        origin until the stream ends."""
         request = self._current
         if request is None or not self._awaiting:
             raise RuntimeError("send_stream_head() without a request to answer")
@@ -412,7 +420,9 @@ class HTTPConnection:
         self.streaming = True
         line = STATUS_LINES.get(status) or status_line(status)
         end = _end_of_head(keep, request.http_version)
-        return b"".join((line, self._dates.line(wall), self._server, fields, end))
+        if body:
+            body = self.send_stream_data(body)
+        return b"".join((line, self._dates.line(wall), self._server, fields, end, body))
 
     def send_stream_data(self, data: bytes) -> bytes:
         if not (self.streaming and self._body_out and data):

@@ -248,41 +248,45 @@ class HTTPProtocol(asyncio.Protocol):
         return self._server
 
     def peer(self) -> Peer:
-        """The connection's two ends: asked of the kernel once (two syscalls), then kept."""
+        """The connection's two ends: the client's asked of the kernel once, then kept; the
+        server's port is the listener's."""
         if self._ends is None:
-            transport = self._transport
-            remote = transport.get_extra_info("peername") or ("", 0)
-            local = transport.get_extra_info("sockname") or ("", 0)
-            if isinstance(remote, str) or isinstance(local, str):  # a unix socket
+            remote = self._transport.get_extra_info("peername") or ("", 0)
+            if isinstance(remote, str):  # a unix socket
                 self._ends = Peer("127.0.0.1", 0, 0)
             else:
-                self._ends = Peer(str(remote[0]), int(remote[1]), int(local[1]))
+                self._ends = Peer(str(remote[0]), int(remote[1]), self._site.port)
         return self._ends
 
     def stream_write_head(
         self, status: int, fields: bytes, length: int | None, body: bytes = b""
     ) -> None:
+        """The head, and the body's first piece when it came along: one write for both."""
         conn = self._conn
         route = self._route
         if route is not None:
             conn.idle_timeout = route.keepalive_timeout
-        head = conn.send_stream_head(status, fields, length, self._loop.time(), time.time())
-        if body:
-            self.stream_write(body, head)
-        else:
-            self._transport.write(head)
-        if self._server.access_logs is not None and self._exchange is not None:
-            self._log_access(self._exchange.request, Response(status, fields))
+        loop = self._loop
+        self._transport.write(
+            conn.send_stream_head(status, fields, length, loop.time(), time.time(), body=body)
+        )
+        exchange = self._exchange
+        if self._write_paused and exchange is not None and exchange.handler is not None:
+            exchange.handler.pause_output()  # the client reads slower than the origin writes
+        if self._server.access_logs is not None and exchange is not None:
+            self._log_access(exchange.request, Response(status, fields))
 
-    def stream_write(self, data: bytes, head: bytes = b"") -> None:
-        """Send a piece of the body (after `head`: one write for both)."""
-        self._transport.write(head + self._conn.send_stream_data(data))
+    def stream_write(self, data: bytes) -> None:
+        """Send a piece of the body."""
+        self._transport.write(self._conn.send_stream_data(data))
         exchange = self._exchange
         if self._write_paused and exchange is not None and exchange.handler is not None:
             exchange.handler.pause_output()  # the client reads slower than the origin writes
 
     def stream_end(self) -> None:
-        self._transport.write(self._conn.end_stream(self._loop.time()))
+        tail = self._conn.end_stream(self._loop.time())
+        if tail:
+            self._transport.write(tail)
         self._stream_done()
 
     def stream_fail(self, response: Response) -> None:
