@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from importlib.metadata import version
@@ -29,6 +30,7 @@ class CGIMount:
         self.cwd = mount.cgi_chdir or os.path.dirname(mount.target) or "/"
         self.stderr = StderrLog(mount.target)
         self.environ = MountEnviron(mount, SERVER_SOFTWARE)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the worker's, from the first request
 
     def open(self, request: Request, route: Route, exchange: Exchange) -> StreamHandler:
         remainder = route.remainder
@@ -45,6 +47,9 @@ class CGIMount:
             length is not None and length.strip(b"0 \t") != b""
         )
         timeout = self.mount.cgi_timeout
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         try:
             return start_cgi(
                 self.program,
@@ -53,6 +58,7 @@ class CGIMount:
                 exchange,
                 timeout,
                 stderr=self.stderr.fd(),
+                loop=loop,
                 content=content,
             )
         except OSError as exc:

@@ -68,12 +68,14 @@ class CGIRun:
     _grace: asyncio.TimerHandle | None = None
     _finished = False
 
-    def __init__(self, script: str, sink: CGISink, timeout: float) -> None:
+    def __init__(
+        self, script: str, sink: CGISink, timeout: float, loop: asyncio.AbstractEventLoop
+    ) -> None:
         # Stderr goes to the mount's own pipe (stderr.py): no request waits for its EOF.
         self.lifecycle = lc.CGILifecycle(script, stderr_open=False)
         self.sink = sink
         self.script = script
-        self._loop = loop = asyncio.get_running_loop()
+        self._loop = loop
         self._timer = loop.call_later(timeout, self._timed_out)
 
     def start(
@@ -322,11 +324,13 @@ def start_cgi(
     timeout: float,
     *,
     stderr: int,
+    loop: asyncio.AbstractEventLoop,
     content: bool = True,
 ) -> CGIRun:
     """Run `program` for one request; raises OSError when it cannot be executed.
-    `stderr`: the mount's stderr pipe; `content`: the request has content for stdin."""
-    run = CGIRun(program, sink, timeout)
+    `stderr`: the mount's stderr pipe; `loop`: the running one (asking asyncio costs a
+    getpid() syscall); `content`: the request has content for stdin."""
+    run = CGIRun(program, sink, timeout, loop)
     try:
         run.start(program, env, cwd, stderr, content)
     except BaseException:

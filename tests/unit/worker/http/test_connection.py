@@ -556,3 +556,24 @@ def test_every_response_has_a_date_and_server_only_when_configured() -> None:
     assert b"date" in names and b"server" not in names
     error, _ = client_reads(conn.send_error(400, 0.0, WALL))
     assert b"date" in [name for name, _ in error.headers]
+
+
+def answered(raw: bytes) -> HTTPConnection:
+    """A connection that received `raw` and answered its first request whole."""
+    conn = new()
+    conn.receive_data(raw, 0.0)
+    assert isinstance(conn.next_event(), Request)
+    if not raw.startswith(b"POST"):
+        assert conn.next_event() is END_OF_MESSAGE  # as the protocol reads it, then answers
+    conn.send_response(OK, 0.0, WALL)
+    return conn
+
+
+def test_a_client_that_said_close_and_sent_nothing_more_is_done() -> None:
+    """pyws then closes at once; otherwise it half-closes and lingers (RFC 9112 §9.6)."""
+    assert answered(b"GET / HTTP/1.0\r\n\r\n").client_done
+    assert answered(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").client_done
+    # It may still send: keep-alive, or content not all read yet (an early answer).
+    assert not answered(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").client_done
+    assert not answered(b"POST / HTTP/1.0\r\nContent-Length: 9\r\n\r\nabc").client_done
+    assert not new().client_done  # nothing answered yet

@@ -221,3 +221,13 @@ def test_misuse_is_our_bug() -> None:
     conn.send_stream_head(200, TYPE, None, 0.0, WALL)
     with pytest.raises(RuntimeError):
         conn.send_stream_head(200, TYPE, None, 0.0, WALL)  # one head per request
+
+
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+def test_the_first_body_bytes_go_out_with_the_head_framed_as_the_rest(version: bytes) -> None:
+    conn, _ = opened(b"GET / HTTP/%b\r\nHost: x\r\n\r\n" % version)
+    out = conn.send_stream_head(200, TYPE, None, 0.0, WALL, body=b"first")
+    out += conn.send_stream_data(b"+rest") + conn.end_stream(1.0)
+    response, body = Client().read(out, eof=version == b"1.0")
+    assert response.status_code == 200 and body == b"first+rest"
+    assert (Client.field(response, b"transfer-encoding") == b"chunked") == (version == b"1.1")
