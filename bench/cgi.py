@@ -6,7 +6,8 @@ Both servers run the same three-line shell script (lighttpd bug #2217, the seed 
 as `nobody` when started as root, and so does a third: the floor (bench/cgi_floor.py), the
 least a uvloop CGI responder can do, as a yardstick for pyws's own cost. Each round runs
 `ab -n N -c C` on each server in turn and reports requests/s, failures, the longest request
-and CPU per request (the servers' own CPU plus that of the scripts they reaped). Exit status
+and CPU per request: the servers' own CPU plus that of the scripts they reaped, shown apart
+(a forked script costs more than a vfork'ed one). Exit status
 1 if a server did not answer correctly or ab failed. See README.md.
 """
 
@@ -57,6 +58,7 @@ class Sample:
     failures: int  # ab's failed and non-2xx responses, plus requests never completed
     longest_ms: int
     cpu_us: float  # server CPU, scripts included, per completed request
+    scripts_us: float = 0.0  # the part of it the scripts took (reaped children)
     error: str = ""  # ab itself failed: the numbers do not count
 
 
@@ -101,12 +103,13 @@ def ab_command(requests: int, concurrency: int, url: str) -> list[str]:
 
 
 def measure(server: Server, argv: list[str], requests: int) -> Sample:
-    before = server.cpu_seconds(reaped=True)
+    before = server.cpu_parts()
     try:
         done = subprocess.run(argv, capture_output=True, timeout=requests * 2 + 60)
     except subprocess.TimeoutExpired:
-        return Sample(0.0, requests, 0, 0.0, "ab did not finish")
-    spent = server.cpu_seconds(reaped=True) - before
+        return Sample(0.0, requests, 0, 0.0, error="ab did not finish")
+    after = server.cpu_parts()
+    spent, scripts = sum(after) - sum(before), after[1] - before[1]
     values = {}
     for key, pattern in _AB_FIELDS.items():
         found = pattern.search(done.stdout)
@@ -115,10 +118,10 @@ def measure(server: Server, argv: list[str], requests: int) -> Sample:
     if done.returncode != 0 or not complete:
         why = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
         failures = requests - complete
-        return Sample(0.0, failures, 0, 0.0, f"ab exit {done.returncode}: {why[-1:]}")
+        return Sample(0.0, failures, 0, 0.0, error=f"ab exit {done.returncode}: {why[-1:]}")
     failures = int(values["failed"] + values["non2xx"]) + requests - complete
-    cpu = spent / complete * 1e6
-    return Sample(values["rate"], failures, int(values["longest"]), cpu)
+    cpu, scripts_us = spent / complete * 1e6, scripts / complete * 1e6
+    return Sample(values["rate"], failures, int(values["longest"]), cpu, scripts_us)
 
 
 def verify(name: str, server: Server) -> str:
@@ -187,7 +190,7 @@ def run(args: argparse.Namespace, ws: Workspace) -> tuple[dict[str, list[Sample]
                 print(
                     f"  round {round_} {name:<8} {sample.rate:>8,.0f} req/s"
                     f" {sample.failures:>5} failed  longest {sample.longest_ms:>5} ms"
-                    f" {sample.cpu_us:>8.0f} us CPU/req"
+                    f" {sample.cpu_us:>8.0f} us CPU/req ({sample.scripts_us:.0f} scripts)"
                 )
     return samples, problems
 
@@ -195,15 +198,22 @@ def run(args: argparse.Namespace, ws: Workspace) -> tuple[dict[str, list[Sample]
 def report(samples: dict[str, list[Sample]], rounds: int) -> None:
     noisy = " (one round: a smoke run, not a measurement)" if rounds == 1 else ""
     print(f"\n== results: median (min-max) over {rounds} round(s){noisy} ==")
-    print(f"  {'server':<9} {'req/s':>8}  {'min-max':<13} {'failed':>6}  longest  CPU us/req")
+    print(
+        f"  {'server':<9} {'req/s':>8}  {'min-max':<13} {'failed':>6}  longest  CPU us/req"
+        "  (own  scripts)"
+    )
     for name, runs in samples.items():
         rates = [s.rate for s in runs]
         span = f"{min(rates):,.0f}-{max(rates):,.0f}"
         failed = sum(s.failures for s in runs)
         longest = max(s.longest_ms for s in runs)
         cpu = statistics.median(s.cpu_us for s in runs)
+        scripts = statistics.median(s.scripts_us for s in runs)
         rate = statistics.median(rates)
-        print(f"  {name:<9} {rate:>8,.0f}  {span:<13} {failed:>6} {longest:>5} ms {cpu:>10.0f}")
+        print(
+            f"  {name:<9} {rate:>8,.0f}  {span:<13} {failed:>6} {longest:>5} ms {cpu:>10.0f}"
+            f"  ({cpu - scripts:>4.0f} {scripts:>8.0f})"
+        )
     mine, theirs, floor = samples.get("pyws"), samples.get("lighttpd"), samples.get("floor")
     if floor and theirs and mine:
         print(

@@ -114,17 +114,21 @@ class Server:
         master) and every descendant; with `reaped`, also of the children they reaped (CGI
         scripts). On a shared machine, CPU per request is steadier than requests per second:
         it does not count the time others held the CPU."""
+        own, children = self.cpu_parts()
+        return own + children if reaped else own
+
+    def cpu_parts(self) -> tuple[float, float]:
+        """(the live processes' own CPU seconds, those of the children they reaped)."""
         assert self.proc is not None
-        total = 0.0
+        own = children = 0.0
         with contextlib.suppress(psutil.NoSuchProcess):
             root = psutil.Process(self.proc.pid)
             for proc in (root, *root.children(recursive=True)):
                 with contextlib.suppress(psutil.NoSuchProcess):
                     times = proc.cpu_times()
-                    total += times.user + times.system
-                    if reaped:
-                        total += times.children_user + times.children_system
-        return total
+                    own += times.user + times.system
+                    children += times.children_user + times.children_system
+        return own, children
 
     def start(self) -> None:
         raise NotImplementedError
