@@ -31,7 +31,6 @@ KILL_GRACE_SECS = 2.0  # between SIGTERM and SIGKILL of the script's process gro
 # them back at their defaults, as subprocess's restore_signals does, so that the writer of
 # a closed pipe (`yes | head -1`) dies of SIGPIPE rather than meeting EPIPE.
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
-_STDIN, _STDOUT = 0, 1
 
 
 @functools.cache

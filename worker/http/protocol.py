@@ -132,7 +132,9 @@ class HTTPProtocol(asyncio.Protocol):
         """The socket's file descriptor: for sendfile() and the log, asked of the transport
         only when needed."""
         if self._fd < 0:
-            self._fd = self._transport.get_extra_info("socket").fileno()
+            sock = self._transport.get_extra_info("socket")  # None once the transport closed
+            if sock is not None:
+                self._fd = sock.fileno()
         return self._fd
 
     # -- requests ---------------------------------------------------------------------------------

@@ -179,3 +179,25 @@ def test_client_leaving_after_a_whole_response_does_not_kill_a_lingering_script(
     assert machine.outcome == "complete" and not machine.done
     machine.handle(ChildExited(0))
     assert machine.done
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"Content-Type: a/b\n", b"\nbody"],
+        [b"Content-Type: a/b\r\n\r", b"\nbody"],
+        [b"Content-", b"Type: a/b\r", b"\n", b"\r\nbo", b"dy"],
+    ],
+    ids=["lf", "crlf", "bytewise"],
+)
+def test_a_blank_line_split_between_reads_still_ends_the_header_section(
+    pieces: list[bytes],
+) -> None:
+    machine = CGILifecycle("s")
+    commands: list[Command] = []
+    for piece in pieces:
+        commands += machine.handle(StdoutData(piece))
+    heads = [c for c in commands if isinstance(c, SendHead)]
+    assert len(heads) == 1 and heads[0].head.headers == ((b"Content-Type", b"a/b"),)
+    sent = heads[0].body + b"".join(c.data for c in commands if isinstance(c, SendBody))
+    assert sent == b"body"
