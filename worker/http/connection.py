@@ -76,46 +76,6 @@ class HTTPConnection:
     `deadline`, call `handle_timeout()`. Once `closed`, write what was returned and close.
     """
 
-    # Every field that starts the same for each connection is a class attribute: a new
-    # connection (one per request, for a client without keep-alive) sets only its own.
-    # Parser side: the message being read.
-    _in_message = False
-    _in_head = False
-    _rx_deadline = 0.0
-    _progress = 0  # bumps on headers, content and message ends
-    _unparsed = 0  # bytes fed since the last progress: httptools buffers them
-    _body_owner: Request | None = None  # whose content is being parsed
-    # The head fields of the message being read (reset by on_message_begin()).
-    _url = b""
-    _head_len = 0
-    _headers: list[tuple[bytes, bytes]]
-    _host: bytes | None = None
-    _upgrade: bytes | None = None
-    _expect = _content = _conditional = False
-    # The framing fields of the message being read, consumed by _check_content().
-    _length: bytes | None = None
-    _codings: bytes | None = None
-    _chunked = False  # the content being parsed is chunked (set by _check_content())
-    _content_room = 0  # content bytes the message may still carry (max_body)
-    _framing = _framing_room = 0  # chunked framing bytes: seen, allowed
-    _fed = 0  # content bytes parsed, ever
-    _fed_mark = 0  # ... when the last read ended inside chunked content
-    _unfinished: Request | None = None  # ... and whose content that was
-    _skip_content = False  # the message's request was answered early
-    _failure: ProtocolError | None = None
-    _stopped = False  # nothing more is parsed: an error, an upgrade or closing
-    trailing_data = b""  # bytes after an upgrade request: not HTTP/1.1
-    # Response side: the request being answered.
-    _current: Request | None = None
-    _awaiting = False
-    _continue_sent = False
-    _close_after = False
-    _draining = False
-    sending_file = False
-    streaming = False  # an origin streams the current response's body
-    _body_out = _chunked_out = False
-    closed = False
-
     def __init__(
         self, limits: Limits, now: float, *, dates: DateHeader, server: bytes = b""
     ) -> None:
@@ -132,6 +92,38 @@ class HTTPConnection:
         self._parser.set_dangerous_leniencies(lenient_version=True)
         self._events: deque[Event] = deque()
         self._now = now
+        # Parser side: the message being read.
+        self._in_message = False
+        self._in_head = False
+        self._rx_deadline = 0.0
+        self._progress = 0  # bumps on headers, content and message ends
+        self._unparsed = 0  # bytes fed since the last progress: httptools buffers them
+        self.on_message_begin()  # the head fields' first values
+        self._in_message = self._in_head = False
+        self._body_owner: Request | None = None  # whose content is being parsed
+        # The framing fields of the message being read, consumed by _check_content().
+        self._length: bytes | None = None
+        self._codings: bytes | None = None
+        self._chunked = False  # the content being parsed is chunked (set by _check_content())
+        self._content_room = 0  # content bytes the message may still carry (max_body)
+        self._framing = self._framing_room = 0  # chunked framing bytes: seen, allowed
+        self._fed = 0  # content bytes parsed, ever
+        self._fed_mark = 0  # ... when the last read ended inside chunked content
+        self._unfinished: Request | None = None  # ... and whose content that was
+        self._skip_content = False  # the message's request was answered early
+        self._failure: ProtocolError | None = None
+        self._stopped = False  # nothing more is parsed: an error, an upgrade or closing
+        self.trailing_data = b""  # bytes after an upgrade request: not HTTP/1.1
+        # Response side: the request being answered.
+        self._current: Request | None = None
+        self._awaiting = False
+        self._continue_sent = False
+        self._close_after = False
+        self._draining = False
+        self.sending_file = False
+        self.streaming = False  # an origin streams the current response's body
+        self._body_out = self._chunked_out = False
+        self.closed = False
         self._idle_since = now
         # A new connection gets `timeout_secs` for its first head; later ones the keep-alive
         # timeout of the vhost or mount that answered the previous request.
@@ -222,9 +214,9 @@ class HTTPConnection:
         self._rx_deadline = self._now + self._timeout
         self._url = b""  # most targets come in one piece: b"" + piece is that piece
         self._head_len = 0
-        self._headers = []
-        self._host = None
-        self._upgrade = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._host: bytes | None = None
+        self._upgrade: bytes | None = None
         self._expect = self._content = self._conditional = False
 
     def on_url(self, url: bytes) -> None:

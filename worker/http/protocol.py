@@ -38,34 +38,32 @@ class HTTPProtocol(asyncio.Protocol):
     """One client connection: feeds its HTTPConnection and moves the bytes both ways."""
 
     _transport: asyncio.Transport  # from connection_made() on
-    # What starts the same for every connection is a class attribute: a new connection (one
-    # per request, for a client without keep-alive) sets only its own fields.
-    _made = False
-    _request: Request | None = None
-    _route: Route | None = None
-    _sender: FileSender | None = None
-    _pending_file: tuple[bytes, FileSpan] | None = None
-    _busy = False  # a file body is on its way: later requests wait
-    _write_paused = False  # the transport holds more than its high-water mark
-    _reading = True
-    _eof = False  # the client will send nothing more
-    _linger_until: float | None = None
-    _stall_deadline = 0.0
-    _stall_mark = 0
-    _peer: bytes | None = None  # the client's address, for the access log
-    _ends: Peer | None = None  # both addresses, for CGI
-    _exchange: Exchange | None = None  # a streaming origin answers the request
-    _body_paused = False  # that origin cannot take more request content yet
-    _processing = False  # inside _process(): a stream ending now must not re-enter
-    _upgraded = False  # the transport belongs to a WebSocket now
-    _fd = -1  # the socket's, once asked for (fd)
 
     def __init__(self, server: Server, site: Site, loop: asyncio.AbstractEventLoop) -> None:
         self._server = server
         self._site = site
         self._loop = loop
         self._conn = server.new_connection(loop.time())
+        self._made = False
+        self._fd = -1
+        self._request: Request | None = None
+        self._route: Route | None = None
+        self._sender: FileSender | None = None
+        self._pending_file: tuple[bytes, FileSpan] | None = None
+        self._busy = False  # a file body is on its way: later requests wait
+        self._write_paused = False  # the transport holds more than its high-water mark
+        self._reading = True
+        self._eof = False  # the client will send nothing more
+        self._linger_until: float | None = None
+        self._stall_deadline = 0.0
+        self._stall_mark = 0
         self._timer = DeadlineTimer(loop, self._on_timer)
+        self._peer: bytes | None = None  # the client's address, for the access log
+        self._ends: Peer | None = None  # both addresses, for CGI
+        self._exchange: Exchange | None = None  # a streaming origin answers the request
+        self._body_paused = False  # that origin cannot take more request content yet
+        self._processing = False  # inside _process(): a stream ending now must not re-enter
+        self._upgraded = False  # the transport belongs to a WebSocket now
         # Counted from accept on, not from connection_made(), which comes a loop turn later:
         # a drain in between must not find the worker empty and let it exit.
         server.opened(self)
