@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import signal
+from collections.abc import Callable
 from typing import Protocol
 
 from pyws.worker.cgi import lifecycle as lc
@@ -31,6 +32,14 @@ KILL_GRACE_SECS = 2.0  # between SIGTERM and SIGKILL of the script's process gro
 # them back at their defaults, as subprocess's restore_signals does, so that the writer of
 # a closed pipe (`yes | head -1`) dies of SIGPIPE rather than meeting EPIPE.
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+def _forget(unwatch: Callable[[int], object], fd: int) -> int:
+    """Stop watching `fd` (if open) and close it; -1, to mark it closed."""
+    if fd >= 0:
+        unwatch(fd)
+        os.close(fd)
+    return -1
 
 
 @functools.cache
@@ -140,9 +149,7 @@ class CGIRun:
 
     def _stdout_closed(self) -> None:
         """Our end of stdout is to be closed: at its EOF, or when the lifecycle stops reading."""
-        self._loop.remove_reader(self._stdout)
-        os.close(self._stdout)
-        self._stdout = -1
+        self._stdout = _forget(self._loop.remove_reader, self._stdout)
         self._carry_out(self.lifecycle.stdout_eof())
         # A script that closed its stdout has usually exited too: reaping it now costs
         # one syscall, where watching its exit costs a pidfd and a loop registration.
@@ -150,10 +157,7 @@ class CGIRun:
             self._watch_exit()
 
     def _close_stdin(self) -> None:
-        if self._stdin >= 0:
-            self._loop.remove_writer(self._stdin)
-            os.close(self._stdin)
-            self._stdin = -1
+        self._stdin = _forget(self._loop.remove_writer, self._stdin)
 
     def _watch_exit(self) -> None:
         """Watch for the exit on a pidfd, from the moment the script may outlive its stdout
@@ -164,10 +168,7 @@ class CGIRun:
             self._loop.add_reader(self._pidfd, self._on_exit)
 
     def _unwatch_exit(self) -> None:
-        if self._pidfd >= 0:
-            self._loop.remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = -1
+        self._pidfd = _forget(self._loop.remove_reader, self._pidfd)
 
     def _on_exit(self) -> None:
         self._reap(hang=True)  # the pidfd is readable: the script has exited
@@ -177,7 +178,7 @@ class CGIRun:
         its commands and reap it; False if it is still running."""
         # While a group kill may follow the exit, the zombie is kept (WNOWAIT) until the
         # commands ran: it pins its pid, so the kill reaches its own group and no other.
-        pinned = self.lifecycle.kill == "term"  # lifecycle.pins_group, inlined
+        pinned = self.lifecycle.pins_group
         options = os.WEXITED | (0 if hang else os.WNOHANG) | (os.WNOWAIT if pinned else 0)
         try:
             info = os.waitid(os.P_PID, self.pid, options)
@@ -278,10 +279,7 @@ class CGIRun:
             self._finished = True
             self.cancel_timers()
             self._close_stdin()
-            if self._stdout >= 0:
-                self._loop.remove_reader(self._stdout)
-                os.close(self._stdout)
-                self._stdout = -1
+            self._stdout = _forget(self._loop.remove_reader, self._stdout)
             self.sink.finished()
 
     def _execute(self, command: lc.Command) -> None:
