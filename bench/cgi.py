@@ -209,10 +209,11 @@ def report(samples: dict[str, list[Sample]], rounds: int) -> None:
         longest = max(s.longest_ms for s in runs)
         cpu = statistics.median(s.cpu_us for s in runs)
         scripts = statistics.median(s.scripts_us for s in runs)
+        own = statistics.median(s.cpu_us - s.scripts_us for s in runs)  # per round, then median
         rate = statistics.median(rates)
         print(
             f"  {name:<9} {rate:>8,.0f}  {span:<13} {failed:>6} {longest:>5} ms {cpu:>10.0f}"
-            f"  ({cpu - scripts:>4.0f} {scripts:>8.0f})"
+            f"  ({own:>4.0f} {scripts:>8.0f})"
         )
     mine, theirs, floor = samples.get("pyws"), samples.get("lighttpd"), samples.get("floor")
     if floor and theirs and mine:
