@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from pyws_harness import wait_until
+from pyws_harness import live_objects, wait_until
 
 from pyws.supervisor.config.model import MountConfig, OriginKind
 from pyws.worker.cgi.process import CGIRun
@@ -16,10 +16,6 @@ from pyws.worker.http.protocol import HTTPProtocol
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Serve
-
-
-def live(kind: type) -> int:
-    return sum(1 for obj in gc.get_objects() if type(obj) is kind)
 
 
 def test_a_cgi_request_leaves_nothing_for_the_garbage_collector(
@@ -45,6 +41,6 @@ def test_a_cgi_request_leaves_nothing_for_the_garbage_collector(
         wait_until(lambda: site.server.connections == 0, 5, "the connections to close")
         wait_until(lambda: not site.server._streams, 5, "the scripts to be reaped")
         kinds = (CGIRun, Exchange, HTTPProtocol)
-        wait_until(lambda: not any(live(kind) for kind in kinds), 5, "the objects to be freed")
+        wait_until(lambda: not any(live_objects(k) for k in kinds), 5, "the objects to be freed")
     finally:
         gc.enable()

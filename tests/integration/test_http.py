@@ -6,7 +6,6 @@ import gc
 import socket
 import subprocess
 import time
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,9 +13,10 @@ from typing import TYPE_CHECKING
 import h11
 import httpx
 import pytest
-from pyws_harness import wait_until
+from pyws_harness import live_objects, wait_until
 
 from pyws.supervisor.config.model import GlobalConfig, MountConfig, OriginKind, VhostConfig
+from pyws.worker.http.connection import HTTPConnection
 from pyws.worker.http.protocol import HTTPProtocol
 
 if TYPE_CHECKING:
@@ -395,10 +395,11 @@ def test_a_closed_connection_is_freed_without_the_garbage_collector(site: Runnin
         wait_until(lambda: site.server.connections == 1, 5, "the connection to be counted")
         protocol = site.call(lambda: next(iter(site.server._protocols)))
         assert isinstance(protocol, HTTPProtocol)
-        refs: list[weakref.ref[object]] = [weakref.ref(protocol), weakref.ref(protocol._conn)]
+        kinds = (HTTPProtocol, HTTPConnection)
+        assert all(live_objects(kind) == 1 for kind in kinds)
         del protocol
         sock.close()
         wait_until(lambda: site.server.connections == 0, 5, "the connection to close")
-        wait_until(lambda: all(ref() is None for ref in refs), 5, "the objects to be freed")
+        wait_until(lambda: not any(live_objects(k) for k in kinds), 5, "the objects to be freed")
     finally:
         gc.enable()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import email.parser
 import email.policy
+import gc
 import http.client
 import json
 import os
@@ -37,6 +38,12 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+def live_objects(kind: type) -> int:
+    """How many objects of exactly `kind` exist: a compiled class (tools/native.py) takes no
+    weak references, so the tests that objects are freed count them instead."""
+    return sum(1 for obj in gc.get_objects() if type(obj) is kind)
 
 
 def vhost(port: int = 0, **extra: Any) -> dict[str, Any]:

@@ -76,6 +76,8 @@ class HTTPConnection:
     `deadline`, call `handle_timeout()`. Once `closed`, write what was returned and close.
     """
 
+    __deletable__ = ("_parser",)  # release() deletes it; mypyc (tools/native.py) must know
+
     def __init__(
         self, limits: Limits, now: float, *, dates: DateHeader, server: bytes = b""
     ) -> None:
