@@ -44,6 +44,7 @@ MODULES = (
     "worker/deadline.py",
     "worker/dispatch.py",
     "worker/routing.py",
+    "worker/server.py",
 )
 
 

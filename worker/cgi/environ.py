@@ -7,7 +7,7 @@ built once per mount (`MountEnviron`); a request adds only its own variables.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final
 
 from pyws.supervisor.config.model import MountConfig
 from pyws.worker.http.events import Request
@@ -25,13 +25,19 @@ _NOT_HTTP_VARS = {
 }
 
 
-class Peer(NamedTuple):
-    """Both ends of the client's connection, as the CGI variables name them."""
+class Peer:
+    """Both ends of the client's connection, as the CGI variables name them. A plain class,
+    as CGIHead is: one is built per connection that runs a script."""
 
-    remote_addr: str
-    remote_port: int
-    server_port: int
-    https: bool = False
+    __slots__ = ("https", "remote_addr", "remote_port", "server_port")
+
+    def __init__(
+        self, remote_addr: str, remote_port: int, server_port: int, https: bool = False
+    ) -> None:
+        self.remote_addr: Final = remote_addr
+        self.remote_port: Final = remote_port
+        self.server_port: Final = server_port
+        self.https: Final = https
 
 
 class MountEnviron:
