@@ -24,6 +24,7 @@ from typing import Protocol
 
 from pyws.worker.cgi import lifecycle as lc
 from pyws.worker.cgi.headers import CGIHead
+from pyws.worker.deadline import DeadlineTimer
 
 log = logging.getLogger("pyws.cgi")
 
@@ -84,7 +85,8 @@ class CGIRun:
         self.sink = sink
         self.script = script
         self._loop = loop
-        self._timer = loop.call_later(timeout, self._timed_out)
+        self._timer = DeadlineTimer(loop, self._timed_out)
+        self._timer.arm(loop.time() + timeout)
 
     def start(
         self, program: str, env: dict[bytes, bytes], cwd: str, stderr: int, content: bool = True
@@ -254,7 +256,7 @@ class CGIRun:
             self._loop.add_reader(self._stdout, self._on_stdout)
 
     def cancel_timers(self) -> None:
-        self._timer.cancel()
+        self._timer.close()
         if self._grace is not None:
             self._grace.cancel()
 
