@@ -23,6 +23,11 @@ _NOT_HTTP_VARS = {
     b"content-length": b"CONTENT_LENGTH",
     b"proxy": b"",  # never set
 }
+# Field name -> variable name, as the requests of a worker brought them: clients send the
+# same few fields again and again. Bounded, as a client may invent names.
+_var_names = dict(_NOT_HTTP_VARS)
+_VAR_NAMES_MAX = 512
+_VAR_NAME_MAX_BYTES = 64
 
 
 class Peer:
@@ -80,10 +85,10 @@ class MountEnviron:
             b"HTTPS": b"on" if peer.https else b"off",
         }
         for name, value in request.headers:
-            key = _NOT_HTTP_VARS.get(name)
+            key = _var_names.get(name)
             if key is None:
-                key = b"HTTP_" + name.upper().replace(b"-", b"_")
-            elif not key:
+                key = _var_name(name)
+            if not key:
                 continue
             if key in env:
                 # RFC 3875 §4.1.18: repeated fields are joined as one list.
@@ -93,3 +98,14 @@ class MountEnviron:
         if self._extra:
             env.update(self._extra)
         return env
+
+
+def _var_name(field: bytes) -> bytes:
+    """HTTP_ and the lowercased field name in capitals, `-` as `_` (RFC 3875 §4.1.18)."""
+    key = b"HTTP_" + field.upper().replace(b"-", b"_")
+    if len(field) <= _VAR_NAME_MAX_BYTES:
+        if len(_var_names) >= _VAR_NAMES_MAX:
+            _var_names.clear()
+            _var_names.update(_NOT_HTTP_VARS)
+        _var_names[field] = key
+    return key

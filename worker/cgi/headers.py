@@ -60,7 +60,27 @@ def find_header_end(buffer: bytes | bytearray, start: int = 0) -> tuple[int, int
     return None if lf < 0 else (lf, lf + 2)
 
 
+# Most scripts send the same header section every time: each worker keeps what it parsed
+# from short ones (a CGIHead is read-only), as the Router keeps routes.
+_PARSED_MAX_BYTES = 1024
+_PARSED_MAX = 256
+_parsed: dict[bytes, CGIHead] = {}
+
+
 def parse_cgi_head(section: bytes) -> CGIHead:
+    """The head of a script's response from its header section (the blank line excluded);
+    CGIHeaderError if the script broke the rules."""
+    head = _parsed.get(section)
+    if head is None:
+        head = _parse(section)
+        if len(section) <= _PARSED_MAX_BYTES:
+            if len(_parsed) >= _PARSED_MAX:
+                _parsed.clear()
+            _parsed[section] = head
+    return head
+
+
+def _parse(section: bytes) -> CGIHead:
     status, reason = 0, b""
     headers: list[tuple[bytes, bytes]] = []
     fields: list[bytes] = []

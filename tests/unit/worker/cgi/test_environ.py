@@ -114,3 +114,14 @@ def test_cgi_env_overrides_and_repeated_requests_share_nothing() -> None:
     assert second[b"PATH"] == b"/opt/bin"
     assert second[b"HTTPS"] == b"on"
     assert second[b"REMOTE_ADDR"] == b"::1"
+
+
+def test_proxy_stays_out_when_the_field_name_memo_starts_over() -> None:
+    """The memo of variable names is bounded: filling it past its size clears it, and the
+    fields that are not HTTP_* (Proxy above all) keep their meaning afterwards."""
+    invented = [(b"x-invented-%d" % i, b"1") for i in range(600)]
+    env = environ(request(*invented, (b"proxy", b"http://evil.example:8080")))
+    assert "HTTP_X_INVENTED_599" in env
+    assert "HTTP_PROXY" not in env and "PROXY" not in env
+    env = environ(request((b"proxy", b"http://evil.example:8080"), (b"content-type", b"a/b")))
+    assert "HTTP_PROXY" not in env and env["CONTENT_TYPE"] == "a/b"

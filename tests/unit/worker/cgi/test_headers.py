@@ -59,3 +59,13 @@ def test_bad_sections(section: bytes) -> None:
 )
 def test_find_header_end(buffer: bytes, bounds: tuple[int, int] | None) -> None:
     assert find_header_end(buffer) == bounds
+
+
+def test_a_header_section_seen_before_gives_the_same_head_and_errors_are_not_kept() -> None:
+    section = b"Content-Type: text/plain\r\nX-Seen: twice"
+    assert parse_cgi_head(section) is parse_cgi_head(bytes(section))
+    for _ in range(2):
+        with pytest.raises(CGIHeaderError):
+            parse_cgi_head(b"X-No-Type: 1")
+    for i in range(600):  # more than the worker keeps: it starts over, and still parses
+        assert parse_cgi_head(b"Content-Type: a/b\nX-N: %d" % i).headers[1] == (b"X-N", b"%d" % i)
