@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import native
 import pytest
-
-_NATIVE = Path(__file__).resolve().parent.parent / "tools" / "native.py"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    spec = importlib.util.spec_from_file_location("pyws_native_build", _NATIVE)
-    assert spec is not None and spec.loader is not None
-    native = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(native)
     stale = native.stale()
     if stale:
         # A worker would import the old extension, not the edited source: the tests would

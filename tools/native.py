@@ -40,6 +40,7 @@ MODULES = (
     "worker/cgi/environ.py",
     "worker/cgi/process.py",
     "worker/cgi/origin.py",
+    "worker/cgi/stderr.py",
     "worker/exchange.py",
     "worker/deadline.py",
     "worker/dispatch.py",
@@ -48,7 +49,7 @@ MODULES = (
 )
 
 
-def _built() -> list[Path]:
+def built() -> list[Path]:
     """The extension modules a build left in the source tree."""
     found = [p for m in MODULES for p in (REPO / m).parent.glob(Path(m).stem + ".*.so")]
     return found + list((REPO / "worker").glob("native__mypyc.*.so"))
@@ -56,16 +57,16 @@ def _built() -> list[Path]:
 
 def stale() -> list[str]:
     """Sources newer than the build: compiled code would shadow the edit."""
-    built = _built()
-    if not built:
+    extensions = built()
+    if not extensions:
         return []  # nothing compiled: everything runs from source
-    oldest = min(p.stat().st_mtime for p in built)
+    oldest = min(p.stat().st_mtime for p in extensions)
     missing = [m for m in MODULES if not list((REPO / m).parent.glob(Path(m).stem + ".*.so"))]
     return missing + [m for m in MODULES if (REPO / m).stat().st_mtime > oldest]
 
 
 def clean() -> None:
-    for path in _built():
+    for path in built():
         path.unlink()
     shutil.rmtree(STAGE, ignore_errors=True)
 
