@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Final
 
 # Deadlines are rounded up to the next tick, so they fire up to 1/32 s late, never early.
 # Every deadline in a tick shares one loop timer: a worker arms at most 32 a second, where
 # one per connection and per script cost more than the rest of the timer's work together
 # (uvloop's call_at and cancel: a handle, a heap insert and remove, about 1.5 us).
-TICKS_PER_SEC = 32
+TICKS_PER_SEC: Final = 32
 
 
 class TimerWheel:

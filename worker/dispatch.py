@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from pyws.supervisor.config.model import MountConfig, OriginKind, VhostConfig
 from pyws.worker.auth import AuthGate, Credentials, CredentialShield, credential_files_under
@@ -29,11 +29,11 @@ from pyws.worker.static import FileMount
 if TYPE_CHECKING:
     from pyws.worker.plugins import PluginSet
 
-log = logging.getLogger("pyws.worker")
+log: Final = logging.getLogger("pyws.worker")
 
 # What lwsws sends for `"sts": "1"`, byte for byte. Browsers heed it over TLS only
 # (RFC 6797 §8.1); lwsws sends it on every response all the same, and so do we.
-STS_FIELD = ("Strict-Transport-Security", "max-age=15768000 ; includeSubDomains")
+STS_FIELD: Final = ("Strict-Transport-Security", "max-age=15768000 ; includeSubDomains")
 
 
 class Origin(Protocol):

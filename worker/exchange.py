@@ -7,7 +7,7 @@ backpressure, and the request's content flows to the origin with backpressure to
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from pyws.worker.cgi.headers import CGIHead
 from pyws.worker.http.events import Request
@@ -17,7 +17,7 @@ from pyws.worker.routing import Route
 if TYPE_CHECKING:
     from pyws.worker.http.protocol import HTTPProtocol
 
-log = logging.getLogger("pyws.worker")
+log: Final = logging.getLogger("pyws.worker")
 
 
 class StreamHandler(Protocol):

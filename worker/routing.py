@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import quote
 
 from pyws.supervisor.config.model import MountConfig, OriginKind, VhostConfig
 from pyws.worker.http.response import Response, error_response, redirect_response
 
-_ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)(.*)", re.DOTALL)
-_HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
+_ABSOLUTE_FORM: Final = re.compile(rb"(?i)https?://([^/?#]*)(.*)", re.DOTALL)
+_HEXDIGITS: Final = frozenset(b"0123456789abcdefABCDEF")
 # RFC 3986 pchar minus the percent sign, which quote() must encode.
-_PATH_SAFE = "/:@!$&'()*+,;=~"
-_CACHED_TARGET_MAX = 1024  # longer targets are routed every time: memory stays bounded
+_PATH_SAFE: Final = "/:@!$&'()*+,;=~"
+_CACHED_TARGET_MAX: Final = 1024  # longer targets are routed every time: memory stays bounded
 
 
 class PathError(Exception):
@@ -145,7 +146,7 @@ def select_mount(
     return best
 
 
-OPTIONS_ANY = Response(200, b"Content-Length: 0\r\n")
+OPTIONS_ANY: Final = Response(200, b"Content-Length: 0\r\n")
 
 
 def route(

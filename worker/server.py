@@ -7,7 +7,7 @@ import logging
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from pyws.supervisor.config.model import Config, VhostConfig
 from pyws.worker.accesslog import AccessLogs
@@ -23,7 +23,7 @@ from pyws.worker.ws.protocol import WSProtocol
 if TYPE_CHECKING:
     from pyws.worker.plugins import PluginSet
 
-log = logging.getLogger("pyws.worker")
+log: Final = logging.getLogger("pyws.worker")
 
 
 @dataclass(frozen=True)

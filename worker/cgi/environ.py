@@ -13,21 +13,21 @@ from pyws.supervisor.config.model import MountConfig
 from pyws.worker.http.events import Request
 
 # A fixed PATH: the worker's own environment never leaks into a script.
-CGI_PATH = "/usr/local/bin:/usr/bin:/bin"
+CGI_PATH: Final = "/usr/local/bin:/usr/bin:/bin"
 
 # The fields that do not become HTTP_*: two have variables of their own (a chunked body has
 # no length to give: the script reads stdin to EOF), and `Proxy` must never become
 # HTTP_PROXY (httpoxy, CVE-2016-5385: libraries read HTTP_PROXY as their outgoing proxy).
-_NOT_HTTP_VARS = {
+_NOT_HTTP_VARS: Final = {
     b"content-type": b"CONTENT_TYPE",
     b"content-length": b"CONTENT_LENGTH",
     b"proxy": b"",  # never set
 }
 # Field name -> variable name, as the requests of a worker brought them: clients send the
 # same few fields again and again. Bounded, as a client may invent names.
-_var_names = dict(_NOT_HTTP_VARS)
-_VAR_NAMES_MAX = 512
-_VAR_NAME_MAX_BYTES = 64
+_var_names: Final = dict(_NOT_HTTP_VARS)
+_VAR_NAMES_MAX: Final = 512
+_VAR_NAME_MAX_BYTES: Final = 64
 
 
 class Peer:

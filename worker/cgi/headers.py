@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Final
 
-MAX_HEADER_BYTES = 65536
+MAX_HEADER_BYTES: Final = 65536
 
 # Hop-by-hop and framing fields are the server's business, not the script's (RFC 9110 §7.6.1).
-_DROPPED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te"})
+_DROPPED: Final = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te"})
 # Bytes looked for as ints: `b" " in x` first tries the needle as an int, and on 3.11 the
 # TypeError it raises and clears costs more than the search.
-_SP, _CR, _NUL = 0x20, 0x0D, 0x00
+_SP: Final = 0x20
+_CR: Final = 0x0D
+_NUL: Final = 0x00
 
 
 class CGIHeaderError(Exception):
@@ -62,9 +64,9 @@ def find_header_end(buffer: bytes | bytearray, start: int = 0) -> tuple[int, int
 
 # Most scripts send the same header section every time: each worker keeps what it parsed
 # from short ones (a CGIHead is read-only), as the Router keeps routes.
-_PARSED_MAX_BYTES = 1024
-_PARSED_MAX = 256
-_parsed: dict[bytes, CGIHead] = {}
+_PARSED_MAX_BYTES: Final = 1024
+_PARSED_MAX: Final = 256
+_parsed: Final[dict[bytes, CGIHead]] = {}
 
 
 def parse_cgi_head(section: bytes) -> CGIHead:

@@ -134,7 +134,7 @@ class LogError:
     message: str
 
 
-END_RESPONSE = EndResponse()  # no fields: one value serves every request
+END_RESPONSE: Final = EndResponse()  # no fields: one value serves every request
 
 Command = (
     SendHead

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 from importlib.metadata import version
+from typing import Final
 
 from pyws.supervisor.config.model import MountConfig, VhostConfig
 from pyws.worker.cgi.environ import MountEnviron
@@ -15,9 +16,9 @@ from pyws.worker.exchange import Exchange, StreamHandler
 from pyws.worker.http.events import Request
 from pyws.worker.routing import Route
 
-log = logging.getLogger("pyws.cgi")
+log: Final = logging.getLogger("pyws.cgi")
 
-SERVER_SOFTWARE = f"pyws/{version('pyws')}"
+SERVER_SOFTWARE: Final = f"pyws/{version('pyws')}"
 
 
 class CGIMount:
@@ -87,7 +88,7 @@ class _NotRunning:
         pass
 
 
-_NOT_RUNNING = _NotRunning()
+_NOT_RUNNING: Final = _NotRunning()
 
 
 def _server_name(request: Request, vhost: VhostConfig) -> bytes:

@@ -20,19 +20,19 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from pyws.worker.cgi import lifecycle as lc
 from pyws.worker.cgi.headers import CGIHead
 from pyws.worker.deadline import DeadlineTimer
 
-log = logging.getLogger("pyws.cgi")
+log: Final = logging.getLogger("pyws.cgi")
 
-KILL_GRACE_SECS = 2.0  # between SIGTERM and SIGKILL of the script's process group
+KILL_GRACE_SECS: Final = 2.0  # between SIGTERM and SIGKILL of the script's process group
 # Python ignores these, and an ignored signal stays ignored through exec: a script gets
 # them back at their defaults, as subprocess's restore_signals does, so that the writer of
 # a closed pipe (`yes | head -1`) dies of SIGPIPE rather than meeting EPIPE.
-_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+_DEFAULT_SIGNALS: Final = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 def _forget(unwatch: Callable[[int], object], fd: int) -> int:
@@ -159,7 +159,8 @@ class CGIRun:
             self._watch_exit()
 
     def _close_stdin(self) -> None:
-        self._stdin = _forget(self._loop.remove_writer, self._stdin)
+        if self._stdin >= 0:  # mostly not: no bound method is made for nothing
+            self._stdin = _forget(self._loop.remove_writer, self._stdin)
 
     def _watch_exit(self) -> None:
         """Watch for the exit on a pidfd, from the moment the script may outlive its stdout
@@ -170,7 +171,8 @@ class CGIRun:
             self._loop.add_reader(self._pidfd, self._on_exit)
 
     def _unwatch_exit(self) -> None:
-        self._pidfd = _forget(self._loop.remove_reader, self._pidfd)
+        if self._pidfd >= 0:
+            self._pidfd = _forget(self._loop.remove_reader, self._pidfd)
 
     def _on_exit(self) -> None:
         self._reap(hang=True)  # the pidfd is readable: the script has exited
@@ -281,7 +283,8 @@ class CGIRun:
             self._finished = True
             self.cancel_timers()
             self._close_stdin()
-            self._stdout = _forget(self._loop.remove_reader, self._stdout)
+            if self._stdout >= 0:
+                self._stdout = _forget(self._loop.remove_reader, self._stdout)
             self.sink.finished()
 
     def _execute(self, command: lc.Command) -> None:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import Final
 
-log = logging.getLogger("pyws.cgi")
+log: Final = logging.getLogger("pyws.cgi")
 
 
 class StderrLog:

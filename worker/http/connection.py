@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Final, cast
 
 import httptools
 
@@ -14,9 +14,9 @@ from pyws.worker.http.dates import DateHeader
 from pyws.worker.http.events import END_OF_MESSAGE, Data, Event, ProtocolError, Request
 from pyws.worker.http.response import CONTINUE, STATUS_LINES, Response, error_response, status_line
 
-_known_hosts = events.known_hosts  # Host values that passed events.check_host()
+_known_hosts: Final = events.known_hosts  # Host values that passed events.check_host()
 # Request's own __new__ is a Python function: per request, the tuple is built without it.
-_new_request = cast("Callable[[type[Request], tuple[object, ...]], Request]", tuple.__new__)
+_new_request: Final = cast("Callable[[type[Request], tuple[object, ...]], Request]", tuple.__new__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,19 +42,26 @@ class Limits:
 # Chunked framing (size lines, extensions, CRLFs, trailers) may cost `max_head` per message plus
 # this much per chunk: 16 hex digits and two CRLFs, with room to spare. More is abuse (413): the
 # parser skips chunk extensions unseen, so only the bytes they cost can tell.
-_CHUNK_FRAMING = 32
+_CHUNK_FRAMING: Final = 32
 
-_HOST, _EXPECT, _LENGTH, _CODING, _CONDITIONAL, _UPGRADE = range(6)
-_CONDITIONALS = b"if-match if-none-match if-modified-since if-unmodified-since if-range range"
-_NOTABLE = dict.fromkeys(_CONDITIONALS.split(), _CONDITIONAL) | {
+_HOST: Final = 0
+_EXPECT: Final = 1
+_LENGTH: Final = 2
+_CODING: Final = 3
+_CONDITIONAL: Final = 4
+_UPGRADE: Final = 5
+_CONDITIONALS: Final = (
+    b"if-match if-none-match if-modified-since if-unmodified-since if-range range"
+)
+_NOTABLE: Final = dict.fromkeys(_CONDITIONALS.split(), _CONDITIONAL) | {
     b"host": _HOST,
     b"expect": _EXPECT,
     b"content-length": _LENGTH,
     b"transfer-encoding": _CODING,
     b"upgrade": _UPGRADE,
 }
-_NO_BODY_STATUSES = frozenset({204, 304})
-_CLOSE_END = b"Connection: close\r\n\r\n"
+_NO_BODY_STATUSES: Final = frozenset({204, 304})
+_CLOSE_END: Final = b"Connection: close\r\n\r\n"
 
 
 def _end_of_head(keep: bool, version: str) -> bytes:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 # RFC 9110 §7.2 and RFC 3986 §3.2.2: uri-host [":" port], where userinfo has no place.
-_HOST_SYNTAX = re.compile(rb"(?:\[[0-9A-Za-z:.]+\]|[-0-9A-Za-z._~!$&'()*+,;=%]*)(?::[0-9]*)?")
-_ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)")
-_KNOWN_HOSTS_MAX = 1024
-known_hosts: set[bytes] = set()  # Host values that passed check_host(): clients repeat them
+_HOST_SYNTAX: Final = re.compile(
+    rb"(?:\[[0-9A-Za-z:.]+\]|[-0-9A-Za-z._~!$&'()*+,;=%]*)(?::[0-9]*)?"
+)
+_ABSOLUTE_FORM: Final = re.compile(rb"(?i)https?://([^/?#]*)")
+_KNOWN_HOSTS_MAX: Final = 1024
+known_hosts: Final[set[bytes]] = set()  # Host values that passed check_host(): clients repeat them
 
 
 class Request(NamedTuple):
@@ -49,7 +51,7 @@ class EndOfMessage:
     """The request content is complete (trailer fields, if any, are dropped)."""
 
 
-END_OF_MESSAGE = EndOfMessage()
+END_OF_MESSAGE: Final = EndOfMessage()
 
 Event = Request | Data | EndOfMessage
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from pyws.worker.accesslog import peer_host
 from pyws.worker.cgi.environ import Peer
@@ -29,9 +29,9 @@ from pyws.worker.ws.protocol import take_over
 if TYPE_CHECKING:
     from pyws.worker.server import Server
 
-log = logging.getLogger("pyws.worker")
+log: Final = logging.getLogger("pyws.worker")
 
-LINGER_SECS = 2.0  # after our FIN, how long we read and drop bytes waiting for the client's
+LINGER_SECS: Final = 2.0  # after our FIN, how long we read and drop bytes waiting for the client's
 
 
 class HTTPProtocol(asyncio.Protocol):

@@ -8,19 +8,20 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
-STATUS_LINES: dict[int, bytes] = {
+STATUS_LINES: Final[dict[int, bytes]] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("ascii") for s in http.HTTPStatus
 }
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 # multipart/byteranges (RFC 9110 §14.6): random per process, so a file cannot hold it by
 # design (RFC 2046 §5.1.1 asks that the boundary not occur in the parts).
-BOUNDARY = secrets.token_hex(16).encode("ascii")
-MULTIPART_TYPE = b"Content-Type: multipart/byteranges; boundary=" + BOUNDARY + b"\r\n"
+BOUNDARY: Final = secrets.token_hex(16).encode("ascii")
+MULTIPART_TYPE: Final = b"Content-Type: multipart/byteranges; boundary=" + BOUNDARY + b"\r\n"
 
 # RFC 9110 §5.1 (field-name is a token) and §5.5 (no CR, LF or NUL in a field value).
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(r"[\x00\r\n]")
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE: Final = re.compile(r"[\x00\r\n]")
 
 
 Part = tuple[bytes, int, int]  # bytes that go first, then (offset, count) of the file
