@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Final
 
@@ -11,6 +12,8 @@ from typing import Final
 # one per connection and per script cost more than the rest of the timer's work together
 # (uvloop's call_at and cancel: a handle, a heap insert and remove, about 1.5 us).
 TICKS_PER_SEC: Final = 32
+
+log: Final = logging.getLogger("pyws.worker")
 
 
 class TimerWheel:
@@ -42,7 +45,10 @@ class TimerWheel:
         bucket = self._buckets.pop(tick, None)
         if bucket:
             for timer in bucket:
-                timer.expire(tick)
+                try:
+                    timer.expire(tick)
+                except Exception:  # each timer is a connection's: one's bug stops no other
+                    log.exception("deadline callback failed")
 
 
 _wheel: TimerWheel | None = None  # the running loop's: a worker has one loop

@@ -67,3 +67,26 @@ def test_after_close_nothing_fires_and_the_owner_is_freed_without_the_collector(
         asyncio.run(scenario())
     finally:
         gc.enable()
+
+
+def test_a_failing_callback_does_not_keep_the_others_of_its_tick_from_firing() -> None:
+    """Deadlines share a loop timer per tick: one owner's bug must not cost another its
+    timeout (each would have had a loop timer of its own before)."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        owners = [Owner(loop) for _ in range(3)]
+
+        def broken() -> None:
+            raise RuntimeError("an owner's bug")
+
+        failing = DeadlineTimer(loop, broken)
+        deadline = loop.time() + 0.05
+        owners[0].timer.arm(deadline)
+        failing.arm(deadline)
+        for owner in owners[1:]:
+            owner.timer.arm(deadline)
+        await asyncio.sleep(0.3)
+        assert [len(owner.fired) for owner in owners] == [1, 1, 1]
+
+    asyncio.run(scenario())
