@@ -6,10 +6,10 @@
 
 Why: a CGI or static request runs a few thousand bytecodes of pyws's own code, and on two
 cores that Python competes with the scripts for CPU. mypyc turns the modules every request
-passes through into C that calls attributes and methods directly; callgrind counted 28%
-fewer instructions per CGI request. The code stays plain, type-checked Python: mypyc comes
-with mypy, which the project already uses, and a module that is not compiled (or a build
-that was cleaned) imports and runs the same.
+passes through into C that calls attributes and methods directly; callgrind counted 38%
+fewer instructions per CGI request from compiling alone (302k to 187k). The code stays
+plain, type-checked Python: mypyc comes with mypy, which the project already uses, and a
+module that is not compiled (or a build that was cleaned) imports and runs the same.
 
 The modules compile as one group, so calls between them skip the interpreter; the group's
 shared library goes into pyws.worker, not onto the top level of sys.path.
@@ -26,9 +26,10 @@ from typing import cast
 REPO = Path(__file__).resolve().parent.parent
 STAGE = REPO / "build" / "native"  # pyws/ here links to the repo folders: mypyc sees pyws.*
 GROUP = "pyws.worker.native"  # its library: worker/native__mypyc.*.so
+STAMP = REPO / ".venv" / ".native"  # the Makefile's: gone after a clean, so make rebuilds
 
 # What one request runs through, from the socket to the CGI pipes. Not the static origin:
-# tests patch its module constants, which compiled code would not see.
+# its tests patch its module constants, and it has not been measured compiled.
 MODULES = (
     "worker/http/connection.py",
     "worker/http/events.py",
@@ -69,6 +70,7 @@ def clean() -> None:
     for path in built():
         path.unlink()
     shutil.rmtree(STAGE, ignore_errors=True)
+    STAMP.unlink(missing_ok=True)
 
 
 def build() -> None:
