@@ -104,6 +104,11 @@ class DeadlineTimer:
         """The wheel's call: `tick` has come. Nothing happens if the timer moved since."""
         if tick != self._tick:
             return
+        if self._wheel.loop.time() < self._at:
+            # A loop timer may fire a hair early (libuv counts whole milliseconds): never
+            # report a deadline before it has passed, even by that much.
+            self._tick = self._wheel.add(self, self._at)
+            return
         self._tick = 0
         if self._callback is not None:
             self._callback()
