@@ -36,10 +36,10 @@ _DEFAULT_SIGNALS: Final = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 def _forget(unwatch: Callable[[int], object], fd: int) -> int:
-    """Stop watching `fd` (if open) and close it; -1, to mark it closed."""
-    if fd >= 0:
-        unwatch(fd)
-        os.close(fd)
+    """Stop watching the open `fd` and close it; -1, to mark it closed. Callers check that
+    it is open first: no bound method is made for nothing."""
+    unwatch(fd)
+    os.close(fd)
     return -1
 
 
@@ -74,7 +74,7 @@ class CGIRun:
     _stdin_buf: bytearray | None = None  # what the script's full stdin pipe could not take
     _stdin_end = False  # close stdin once the buffer is written
     _out_paused = False
-    _grace: asyncio.TimerHandle | None = None
+    _grace: DeadlineTimer | None = None  # SIGTERM went: SIGKILL follows at its deadline
     _finished = False
 
     def __init__(
@@ -159,7 +159,7 @@ class CGIRun:
             self._watch_exit()
 
     def _close_stdin(self) -> None:
-        if self._stdin >= 0:  # mostly not: no bound method is made for nothing
+        if self._stdin >= 0:
             self._stdin = _forget(self._loop.remove_writer, self._stdin)
 
     def _watch_exit(self) -> None:
@@ -197,9 +197,9 @@ class CGIRun:
         code = -1 if info is None else info.si_status
         if info is not None and info.si_code != os.CLD_EXITED:
             code = -info.si_status  # killed by a signal, as subprocess reports it
-        commands = self.lifecycle.child_exited(code)
-        if commands:
-            self._carry_out(commands)
+        # Not _carry_out(): the sink hears finished() only once the zombie below is reaped.
+        for command in self.lifecycle.child_exited(code):
+            self._execute(command)
         if pinned:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
@@ -260,7 +260,7 @@ class CGIRun:
     def cancel_timers(self) -> None:
         self._timer.close()
         if self._grace is not None:
-            self._grace.cancel()
+            self._grace.close()
 
     def client_gone(self) -> None:
         self._carry_out(self.lifecycle.client_gone())
@@ -315,7 +315,8 @@ class CGIRun:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signum)
         if self._grace is None and signum == signal.SIGTERM:
-            self._grace = self._loop.call_later(KILL_GRACE_SECS, self._grace_expired)
+            self._grace = DeadlineTimer(self._loop, self._grace_expired)
+            self._grace.arm(self._loop.time() + KILL_GRACE_SECS)
 
 
 def start_cgi(
