@@ -109,13 +109,12 @@ class Server:
         except OSError:
             return ""
 
-    def cpu_seconds(self, reaped: bool = False) -> float:
+    def cpu_seconds(self) -> float:
         """User plus system CPU time so far of the server's live processes: its root (or
-        master) and every descendant; with `reaped`, also of the children they reaped (CGI
+        master) and every descendant (cpu_parts() adds the children they reaped, CGI's
         scripts). On a shared machine, CPU per request is steadier than requests per second:
         it does not count the time others held the CPU."""
-        own, children = self.cpu_parts()
-        return own + children if reaped else own
+        return self.cpu_parts()[0]
 
     def cpu_parts(self) -> tuple[float, float]:
         """(the live processes' own CPU seconds, those of the children they reaped)."""
