@@ -56,15 +56,16 @@ class Exchange:
 
     # The origin's side ---------------------------------------------------------------
 
-    def send_head(self, head: CGIHead, body: bytes = b"") -> None:
-        """The response head, with the first body bytes when they came along."""
+    def send_head(self, head: CGIHead, body: bytes = b"", whole: bool = False) -> None:
+        """The response head, with the first body bytes when they came along; `whole`: with
+        all of them."""
         if self.ended or self.responded:
             return
         self.responded = True
         self.status = head.status
         self.sent += len(body)
         self.protocol.stream_write_head(
-            head.status, head.fields + self.extra, head.content_length, body
+            head.status, head.fields + self.extra, head.content_length, body, whole
         )
 
     def send_body(self, data: bytes) -> None:

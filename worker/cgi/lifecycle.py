@@ -44,6 +44,13 @@ class StdoutEOF:
 
 
 @dataclass(frozen=True, slots=True)
+class StdoutLast:
+    """The last data and the EOF after it, seen in one go."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class StderrEOF:
     pass
 
@@ -68,7 +75,16 @@ class GraceExpired:
     """SIGTERM was sent a while ago and the group may still be alive."""
 
 
-Fact = StdoutData | StdoutEOF | StderrEOF | ChildExited | ClientGone | TimedOut | GraceExpired
+Fact = (
+    StdoutData
+    | StdoutEOF
+    | StdoutLast
+    | StderrEOF
+    | ChildExited
+    | ClientGone
+    | TimedOut
+    | GraceExpired
+)
 
 
 # Commands -------------------------------------------------------------------
@@ -80,14 +96,16 @@ Fact = StdoutData | StdoutEOF | StderrEOF | ChildExited | ClientGone | TimedOut 
 
 
 class SendHead:
-    """The head, and the body bytes that came with it: one write for both."""
+    """The head, and the body bytes that came with it: one write for both. `whole`: the
+    output ended with them, so the connection may give the body's length."""
 
-    __match_args__ = ("head", "body")
-    __slots__ = ("body", "head")
+    __match_args__ = ("head", "body", "whole")
+    __slots__ = ("body", "head", "whole")
 
-    def __init__(self, head: CGIHead, body: bytes = b"") -> None:
+    def __init__(self, head: CGIHead, body: bytes = b"", whole: bool = False) -> None:
         self.head: Final = head
         self.body: Final = body
+        self.whole: Final = whole
 
 
 class SendBody:
@@ -196,6 +214,8 @@ class CGILifecycle:
                 return self.stdout_data(data)
             case StdoutEOF():
                 return self.stdout_eof()
+            case StdoutLast(data):
+                return self.stdout_last(data)
             case StderrEOF():
                 return self.stderr_eof()
             case ChildExited(code):
@@ -210,7 +230,7 @@ class CGILifecycle:
 
     # The facts ----------------------------------------------------------------
 
-    def stdout_data(self, data: bytes) -> list[Command]:
+    def stdout_data(self, data: bytes, whole: bool = False) -> list[Command]:
         if self.outcome is not None or not self.stdout_open:
             return []
         if self.head_sent:
@@ -240,7 +260,14 @@ class CGILifecycle:
         self._buffer = None
         self.head_sent = True
         self._remaining = head.content_length
-        return [SendHead(head, self._clip(rest))]
+        return [SendHead(head, self._clip(rest), whole)]
+
+    def stdout_last(self, data: bytes) -> list[Command]:
+        """`data`, then EOF: what a script that wrote everything before its first read
+        was served says. A head that has not gone out goes with the whole body, whose
+        length the client is then told: no chunked coding, and an HTTP/1.0 connection
+        may be kept alive (lighttpd does the same)."""
+        return self.stdout_data(data, whole=True) + self.stdout_eof()
 
     def stdout_eof(self) -> list[Command]:
         self.stdout_open = False

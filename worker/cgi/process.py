@@ -28,11 +28,22 @@ from pyws.worker.deadline import DeadlineTimer
 
 log: Final = logging.getLogger("pyws.cgi")
 
+READ_SIZE: Final = 65536  # of a script's stdout, at a time: what a pipe holds by default
 KILL_GRACE_SECS: Final = 2.0  # between SIGTERM and SIGKILL of the script's process group
 # Python ignores these, and an ignored signal stays ignored through exec: a script gets
 # them back at their defaults, as subprocess's restore_signals does, so that the writer of
 # a closed pipe (`yes | head -1`) dies of SIGPIPE rather than meeting EPIPE.
 _DEFAULT_SIGNALS: Final = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+def _read(fd: int) -> bytes | None:
+    """What the pipe `fd` holds; b"" at its EOF (or when it failed), None if it is empty."""
+    try:
+        return os.read(fd, READ_SIZE)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
 
 
 def _forget(unwatch: Callable[[int], object], fd: int) -> int:
@@ -52,7 +63,7 @@ def _null_stdin() -> int:
 class CGISink(Protocol):
     """What the HTTP side does with a script's response, and its request-body flow control."""
 
-    def send_head(self, head: CGIHead, body: bytes = b"") -> None: ...
+    def send_head(self, head: CGIHead, body: bytes = b"", whole: bool = False) -> None: ...
     def send_body(self, data: bytes) -> None: ...
     def end(self) -> None: ...
     def fail(self, status: int) -> None: ...
@@ -138,21 +149,30 @@ class CGIRun:
         self._loop.add_reader(out_r, self._on_stdout)
 
     def _on_stdout(self) -> None:
-        try:
-            data = os.read(self._stdout, 65536)
-        except BlockingIOError:
+        data = _read(self._stdout)
+        if data is None:
             return
-        except OSError:
-            data = b""
-        if data:
-            self._carry_out(self.lifecycle.stdout_data(data))
-        else:
+        if not data:
             self._stdout_closed()
+            return
+        if not self.lifecycle.head_sent and len(data) < READ_SIZE:
+            # Before the head goes out, one read more: a short script has often written
+            # everything and closed stdout already, and then the head can carry the body's
+            # length. It costs one syscall per request at most.
+            more = _read(self._stdout)
+            if more == b"":
+                self._stdout_closed(last=data)
+                return
+            if more:
+                data += more
+        self._carry_out(self.lifecycle.stdout_data(data))
 
-    def _stdout_closed(self) -> None:
-        """Our end of stdout is to be closed: at its EOF, or when the lifecycle stops reading."""
+    def _stdout_closed(self, last: bytes = b"") -> None:
+        """Our end of stdout is to be closed: at its EOF (after the `last` bytes read, if
+        any), or when the lifecycle stops reading."""
         self._stdout = _forget(self._loop.remove_reader, self._stdout)
-        self._carry_out(self.lifecycle.stdout_eof())
+        lifecycle = self.lifecycle
+        self._carry_out(lifecycle.stdout_last(last) if last else lifecycle.stdout_eof())
         # A script that closed its stdout has usually exited too: reaping it now costs
         # one syscall, where watching its exit costs a pidfd and a loop registration.
         if self.lifecycle.child_alive and not self._reap(hang=False):
@@ -289,8 +309,8 @@ class CGIRun:
 
     def _execute(self, command: lc.Command) -> None:
         match command:
-            case lc.SendHead(head, body):
-                self.sink.send_head(head, body)
+            case lc.SendHead(head, body, whole):
+                self.sink.send_head(head, body, whole)
             case lc.SendBody(data):
                 self.sink.send_body(data)
             case lc.EndResponse():

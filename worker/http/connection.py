@@ -397,12 +397,14 @@ class HTTPConnection:
         wall: float,
         *,
         body: bytes = b"",
+        whole: bool = False,
     ) -> bytes:
         """The head of a response whose body an origin streams (CGI), followed by `body`,
         its first piece: `send_stream_data()` frames each later piece, `end_stream()` ends
         it. Without a length the body is chunked on HTTP/1.1 and close-delimited on 1.0
-        (RFC 9112 §6.3). The request's content may still be arriving: it goes on to the
-        origin until the stream ends."""
+        (RFC 9112 §6.3), unless `body` is `whole`: then its length is the body's. The
+        request's content may still be arriving: it goes on to the origin until the
+        stream ends."""
         request = self._current
         if request is None or not self._awaiting:
             raise RuntimeError("send_stream_head() without a request to answer")
@@ -410,6 +412,10 @@ class HTTPConnection:
         keep = request.keep_alive and not self._draining and request.upgrade is None
         self._body_out = request.method != b"HEAD" and status not in _NO_BODY_STATUSES
         self._chunked_out = False
+        if length is None and whole and self._body_out:
+            # Not for HEAD or a status without a body: what the origin sent then is no
+            # measure of the body a GET would have had (RFC 9110 §8.6).
+            length = len(body)
         if length is not None:
             fields += b"Content-Length: %d\r\n" % length
         elif self._body_out and request.http_version == "1.1":

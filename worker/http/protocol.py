@@ -259,16 +259,19 @@ class HTTPProtocol(asyncio.Protocol):
         return self._ends
 
     def stream_write_head(
-        self, status: int, fields: bytes, length: int | None, body: bytes = b""
+        self, status: int, fields: bytes, length: int | None, body: bytes = b"", whole: bool = False
     ) -> None:
-        """The head, and the body's first piece when it came along: one write for both."""
+        """The head, and the body's first piece when it came along: one write for both
+        (`whole`: the piece is all of it)."""
         conn = self._conn
         route = self._route
         if route is not None:
             conn.idle_timeout = route.keepalive_timeout
         loop = self._loop
         self._transport.write(
-            conn.send_stream_head(status, fields, length, loop.time(), time.time(), body=body)
+            conn.send_stream_head(
+                status, fields, length, loop.time(), time.time(), body=body, whole=whole
+            )
         )
         exchange = self._exchange
         if self._write_paused and exchange is not None and exchange.handler is not None:

@@ -24,6 +24,7 @@ from pyws.worker.cgi.lifecycle import (
     StderrEOF,
     StdoutData,
     StdoutEOF,
+    StdoutLast,
     StopReading,
     TimedOut,
 )
@@ -50,15 +51,22 @@ def fact(name: str, output: bytes, code: int) -> Fact:
 
 
 def run(
-    order: tuple[str, ...], output: bytes, code: int, own_stderr: bool = True
+    order: tuple[str, ...], output: bytes, code: int, own_stderr: bool = True, joined: bool = False
 ) -> tuple[CGILifecycle, list[Command]]:
     """Feed the facts as the process layer would, then what a kill brings about.
     `own_stderr`: the request has a stderr pipe of its own; pyws's process layer gives the
-    script the mount's pipe instead (stderr.py), so its lifecycle starts with it closed."""
+    script the mount's pipe instead (stderr.py), so its lifecycle starts with it closed.
+    `joined`: a "data" right before "eof" is fed as one StdoutLast, as the process layer
+    does when one read found the output and the next its EOF."""
     machine = CGILifecycle("/srv/cgi/test", stderr_open=own_stderr)
     commands: list[Command] = []
-    for name in order:
+    for i, name in enumerate(order):
         pinned = machine.pins_group
+        if joined and name == "eof" and order[i - 1] == "data":
+            continue  # fed with the data
+        if joined and name == "data" and order[i + 1 : i + 2] == ("eof",):
+            commands += machine.handle(StdoutLast(output))
+            continue
         new = machine.handle(fact(name, output, code))
         if name == "exit" and any(isinstance(c, KillGroup) for c in new):
             # The process layer reaps before feeding the exit unless the group is pinned.
@@ -69,8 +77,13 @@ def run(
     return machine, commands
 
 
-def check_response(order: tuple[str, ...], output: bytes, commands: list[Command]) -> None:
+def check_response(
+    order: tuple[str, ...], output: bytes, commands: list[Command], joined: bool = False
+) -> None:
     heads = [c for c in commands if isinstance(c, SendHead | SendError)]
+    # Only output that ended with the read that completed its head is known to be whole.
+    joined = joined and order.index("eof") == order.index("data") + 1
+    assert all(c.whole == joined for c in heads if isinstance(c, SendHead)), order
     ends = [c for c in commands if isinstance(c, EndResponse | AbortResponse)]
     client_gone_at = order.index("client-gone")
     timeout_at = order.index("timeout")
@@ -103,12 +116,12 @@ def check_response(order: tuple[str, ...], output: bytes, commands: list[Command
 @pytest.mark.parametrize("output", list(OUTPUTS), ids=list(OUTPUTS))
 @pytest.mark.parametrize("code", [0, 1, -signal.SIGSEGV])
 def test_every_ordering_ends_well(output: str, code: int, own_stderr: bool) -> None:
-    for order in itertools.permutations(SIX):
-        machine, commands = run(order, OUTPUTS[output], code, own_stderr)
+    for order, joined in itertools.product(itertools.permutations(SIX), (False, True)):
+        machine, commands = run(order, OUTPUTS[output], code, own_stderr, joined)
         assert machine.done, order
         assert not machine.child_alive, order  # reaped: the exit was seen and recorded
         assert machine.outcome in ("complete", "failed"), order
-        check_response(order, OUTPUTS[output], commands)
+        check_response(order, OUTPUTS[output], commands, joined)
         # Nothing is sent after the client left.
         gone = order.index("client-gone")
         sent_after = run(order[: gone + 1], OUTPUTS[output], code, own_stderr)[1]
@@ -161,6 +174,25 @@ def test_content_length_is_honoured() -> None:
     commands = machine.handle(StdoutData(b"Content-Type: a/b\nContent-Length: 3\n\nabcdef"))
     assert isinstance(commands[-1], SendHead) and commands[-1].body == b"abc"
     assert machine.handle(StdoutEOF()) == [EndResponse()]
+
+
+def test_output_whole_at_its_first_read_goes_with_its_head() -> None:
+    machine = CGILifecycle("s", stderr_open=False)
+    commands = machine.stdout_last(GOOD)
+    assert len(commands) == 2 and commands[1] == EndResponse()
+    head = commands[0]
+    assert isinstance(head, SendHead) and head.whole and head.body == b"Plain text cxx!\n"
+    assert machine.outcome == "complete" and not machine.stdout_open
+    # After a head that went out, the last bytes are plain body.
+    machine = CGILifecycle("s")
+    machine.stdout_data(b"Content-Type: a/b\n\nfirst ")
+    body, end = machine.stdout_last(b"last")
+    assert isinstance(body, SendBody) and body.data == b"last" and end == EndResponse()
+    # A declared length still rules: short of it, the response is cut off.
+    machine = CGILifecycle("s")
+    commands = machine.stdout_last(b"Content-Type: a/b\nContent-Length: 9\n\nabc")
+    assert isinstance(commands[0], SendHead) and commands[0].head.content_length == 9
+    assert AbortResponse() in commands and machine.outcome == "failed"
 
 
 def test_short_body_aborts() -> None:

@@ -231,3 +231,27 @@ def test_the_first_body_bytes_go_out_with_the_head_framed_as_the_rest(version: b
     response, body = Client().read(out, eof=version == b"1.0")
     assert response.status_code == 200 and body == b"first+rest"
     assert (Client.field(response, b"transfer-encoding") == b"chunked") == (version == b"1.1")
+
+
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+def test_a_whole_body_goes_with_its_length_and_keeps_the_connection(version: bytes) -> None:
+    raw = b"GET / HTTP/%b\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" % version
+    conn, _ = opened(raw)
+    out = conn.send_stream_head(200, TYPE, None, 0.0, WALL, body=b"all of it", whole=True)
+    out += conn.end_stream(1.0)
+    response, body = Client().read(out)  # no EOF: the length alone must end the body
+    assert body == b"all of it" and Client.field(response, b"content-length") == b"9"
+    assert Client.field(response, b"transfer-encoding") is None
+    assert not conn.closed  # HTTP/1.0 too: keep-alive survives where a close ended the body
+
+
+def test_a_whole_body_gives_no_length_where_no_body_goes() -> None:
+    for request, status in ((b"HEAD", 200), (b"GET", 204), (b"GET", 304)):
+        conn, _ = opened(b"%b / HTTP/1.1\r\nHost: x\r\n\r\n" % request)
+        head = conn.send_stream_head(status, TYPE, None, 0.0, WALL, body=b"", whole=True)
+        assert b"Content-Length" not in head and b"Transfer-Encoding" not in head, request
+        assert conn.end_stream(0.0) == b"" and not conn.closed
+    # The origin's own length is the one a whole body goes with.
+    conn, _ = opened(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = conn.send_stream_head(200, TYPE, 9, 0.0, WALL, body=b"abc", whole=True)
+    assert b"Content-Length: 9\r\n" in head
