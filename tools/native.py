@@ -40,6 +40,7 @@ MODULES = (
     "worker/cgi/headers.py",
     "worker/cgi/environ.py",
     "worker/cgi/process.py",
+    "worker/cgi/pipes.py",
     "worker/cgi/origin.py",
     "worker/cgi/stderr.py",
     "worker/exchange.py",

@@ -19,11 +19,11 @@ import functools
 import logging
 import os
 import signal
-from collections.abc import Callable
 from typing import Final, Protocol
 
 from pyws.worker.cgi import lifecycle as lc
 from pyws.worker.cgi.headers import CGIHead
+from pyws.worker.cgi.pipes import PipeWatcher, watcher_for
 from pyws.worker.deadline import DeadlineTimer
 
 log: Final = logging.getLogger("pyws.cgi")
@@ -46,10 +46,10 @@ def _read(fd: int) -> bytes | None:
         return b""
 
 
-def _forget(unwatch: Callable[[int], object], fd: int) -> int:
+def _forget(pipes: PipeWatcher, fd: int) -> int:
     """Stop watching the open `fd` and close it; -1, to mark it closed. Callers check that
-    it is open first: no bound method is made for nothing."""
-    unwatch(fd)
+    it is open first."""
+    pipes.forget(fd)
     os.close(fd)
     return -1
 
@@ -96,6 +96,7 @@ class CGIRun:
         self.sink = sink
         self.script = script
         self._loop = loop
+        self._pipes = watcher_for(loop)
         self._timer = DeadlineTimer(loop, self._timed_out)
         self._timer.arm(loop.time() + timeout)
 
@@ -140,13 +141,14 @@ class CGIRun:
             os.close(out_w)  # the script's ends: ours must not keep its EOFs away
             if content:
                 os.close(in_r)  # (/dev/null stays open)
-        # uvloop makes a reader's fd non-blocking itself; stdin is written before it is
-        # ever watched, so it needs the flag now (a new pipe end has no other).
+        # Our ends only: the script's stay blocking, as programs expect of their stdio. A
+        # new pipe end has no other flag to keep.
+        fcntl.fcntl(out_r, fcntl.F_SETFL, os.O_NONBLOCK)
         self._stdout = out_r
         if content:
             fcntl.fcntl(in_w, fcntl.F_SETFL, os.O_NONBLOCK)
             self._stdin = in_w
-        self._loop.add_reader(out_r, self._on_stdout)
+        self._pipes.watch(out_r, self._on_stdout)
 
     def _on_stdout(self) -> None:
         data = _read(self._stdout)
@@ -170,17 +172,17 @@ class CGIRun:
     def _stdout_closed(self, last: bytes = b"") -> None:
         """Our end of stdout is to be closed: at its EOF (after the `last` bytes read, if
         any), or when the lifecycle stops reading."""
-        self._stdout = _forget(self._loop.remove_reader, self._stdout)
+        self._stdout = _forget(self._pipes, self._stdout)
         lifecycle = self.lifecycle
         self._carry_out(lifecycle.stdout_last(last) if last else lifecycle.stdout_eof())
         # A script that closed its stdout has usually exited too: reaping it now costs
         # one syscall, where watching its exit costs a pidfd and a loop registration.
-        if self.lifecycle.child_alive and not self._reap(hang=False):
+        if self.lifecycle.child_alive and not self._reap():
             self._watch_exit()
 
     def _close_stdin(self) -> None:
         if self._stdin >= 0:
-            self._stdin = _forget(self._loop.remove_writer, self._stdin)
+            self._stdin = _forget(self._pipes, self._stdin)
 
     def _watch_exit(self) -> None:
         """Watch for the exit on a pidfd, from the moment the script may outlive its stdout
@@ -188,22 +190,24 @@ class CGIRun:
         the response ends on stdout's EOF alone, and an unreaped child cannot lose its pid."""
         if self._pidfd < 0 and self.lifecycle.child_alive:
             self._pidfd = os.pidfd_open(self.pid)
-            self._loop.add_reader(self._pidfd, self._on_exit)
+            self._pipes.watch(self._pidfd, self._on_exit)
 
     def _unwatch_exit(self) -> None:
         if self._pidfd >= 0:
-            self._pidfd = _forget(self._loop.remove_reader, self._pidfd)
+            self._pidfd = _forget(self._pipes, self._pidfd)
 
     def _on_exit(self) -> None:
-        self._reap(hang=True)  # the pidfd is readable: the script has exited
+        # The pidfd is readable once the script has exited. Never waited for with a hang:
+        # a call may come for an fd number this pidfd had before (see pipes.py).
+        self._reap()
 
-    def _reap(self, hang: bool) -> bool:
-        """If the script has exited (or once it has, with `hang`), feed its exit, carry out
-        its commands and reap it; False if it is still running."""
+    def _reap(self) -> bool:
+        """If the script has exited, feed its exit, carry out its commands and reap it;
+        False if it is still running."""
         # While a group kill may follow the exit, the zombie is kept (WNOWAIT) until the
         # commands ran: it pins its pid, so the kill reaches its own group and no other.
         pinned = self.lifecycle.pins_group
-        options = os.WEXITED | (0 if hang else os.WNOHANG) | (os.WNOWAIT if pinned else 0)
+        options = os.WEXITED | os.WNOHANG | (os.WNOWAIT if pinned else 0)
         try:
             info = os.waitid(os.P_PID, self.pid, options)
         except ChildProcessError:
@@ -237,13 +241,13 @@ class CGIRun:
         self._stdin_buf = bytearray(data)
         self._flush_stdin()
         if self._stdin_buf:
-            self._loop.add_writer(self._stdin, self._on_stdin_writable)
+            self._pipes.watch(self._stdin, self._on_stdin_writable, write=True)
             self.sink.pause_request_body()  # the script's stdin pipe is full
 
     def _on_stdin_writable(self) -> None:
         self._flush_stdin()
         if not self._stdin_buf and self._stdin >= 0:
-            self._loop.remove_writer(self._stdin)
+            self._pipes.forget(self._stdin)
             self.sink.resume_request_body()
             if self._stdin_end:
                 self._close_stdin()
@@ -270,12 +274,12 @@ class CGIRun:
     def pause_output(self) -> None:
         if self._stdout >= 0 and not self._out_paused:
             self._out_paused = True
-            self._loop.remove_reader(self._stdout)
+            self._pipes.forget(self._stdout)
 
     def resume_output(self) -> None:
         if self._stdout >= 0 and self._out_paused:
             self._out_paused = False
-            self._loop.add_reader(self._stdout, self._on_stdout)
+            self._pipes.watch(self._stdout, self._on_stdout)
 
     def cancel_timers(self) -> None:
         self._timer.close()
@@ -304,7 +308,7 @@ class CGIRun:
             self.cancel_timers()
             self._close_stdin()
             if self._stdout >= 0:
-                self._stdout = _forget(self._loop.remove_reader, self._stdout)
+                self._stdout = _forget(self._pipes, self._stdout)
             self.sink.finished()
 
     def _execute(self, command: lc.Command) -> None:
