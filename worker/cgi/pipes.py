@@ -22,6 +22,8 @@ from typing import Final
 log: Final = logging.getLogger("pyws.cgi")
 
 _BATCH: Final = 64  # events taken per wakeup; more wait for the loop's next turn
+_IN: Final = select.EPOLLIN  # looked up once: compiled, `select.EPOLLIN` is a dict lookup
+_OUT: Final = select.EPOLLOUT
 
 
 class PipeWatcher:
@@ -40,7 +42,7 @@ class PipeWatcher:
     def watch(self, fd: int, callback: Callable[[], None], *, write: bool = False) -> None:
         """Call `callback` while `fd` is readable (or writable, with `write`), or at its
         end or error. The fd must be non-blocking, and not watched already."""
-        self._epoll.register(fd, select.EPOLLOUT if write else select.EPOLLIN)
+        self._epoll.register(fd, _OUT if write else _IN)
         self._callbacks[fd] = callback
 
     def forget(self, fd: int) -> None:

@@ -21,8 +21,19 @@ import os
 import signal
 from typing import Final, Protocol
 
-from pyws.worker.cgi import lifecycle as lc
 from pyws.worker.cgi.headers import CGIHead
+from pyws.worker.cgi.lifecycle import (
+    AbortResponse,
+    CGILifecycle,
+    Command,
+    EndResponse,
+    KillGroup,
+    LogError,
+    SendBody,
+    SendError,
+    SendHead,
+    StopReading,
+)
 from pyws.worker.cgi.pipes import PipeWatcher, watcher_for
 from pyws.worker.deadline import DeadlineTimer
 
@@ -35,11 +46,28 @@ KILL_GRACE_SECS: Final = 2.0  # between SIGTERM and SIGKILL of the script's proc
 # a closed pipe (`yes | head -1`) dies of SIGPIPE rather than meeting EPIPE.
 _DEFAULT_SIGNALS: Final = (signal.SIGPIPE, signal.SIGXFSZ)
 
+# Compiled (tools/native.py), `os.read` is a lookup in the module's dict at every call:
+# what every request calls is looked up once, here.
+_os_read: Final = os.read
+_os_close: Final = os.close
+_os_pipe: Final = os.pipe
+_os_chdir: Final = os.chdir
+_posix_spawn: Final = os.posix_spawn
+_waitid: Final = os.waitid
+_fcntl: Final = fcntl.fcntl
+_DUP2: Final = os.POSIX_SPAWN_DUP2
+_SETFL: Final = fcntl.F_SETFL
+_NONBLOCK: Final = os.O_NONBLOCK
+_P_PID: Final = os.P_PID
+_POLL: Final = os.WEXITED | os.WNOHANG
+_WNOWAIT: Final = os.WNOWAIT
+_CLD_EXITED: Final = os.CLD_EXITED
+
 
 def _read(fd: int) -> bytes | None:
     """What the pipe `fd` holds; b"" at its EOF (or when it failed), None if it is empty."""
     try:
-        return os.read(fd, READ_SIZE)
+        return _os_read(fd, READ_SIZE)
     except BlockingIOError:
         return None
     except OSError:
@@ -50,7 +78,7 @@ def _forget(pipes: PipeWatcher, fd: int) -> int:
     """Stop watching the open `fd` and close it; -1, to mark it closed. Callers check that
     it is open first."""
     pipes.forget(fd)
-    os.close(fd)
+    _os_close(fd)
     return -1
 
 
@@ -92,7 +120,7 @@ class CGIRun:
         self, script: str, sink: CGISink, timeout: float, loop: asyncio.AbstractEventLoop
     ) -> None:
         # Stderr goes to the mount's own pipe (stderr.py): no request waits for its EOF.
-        self.lifecycle = lc.CGILifecycle(script, stderr_open=False)
+        self.lifecycle = CGILifecycle(script, stderr_open=False)
         self.sink = sink
         self.script = script
         self._loop = loop
@@ -113,18 +141,14 @@ class CGIRun:
         argument, so the worker steps into `cwd` first, and stays there: nothing else in
         the worker uses relative paths, so stepping back to "/" would be a syscall for
         nothing."""
-        in_r, in_w = os.pipe() if content else (_null_stdin(), -1)
-        out_r, out_w = os.pipe()
-        actions = [
-            (os.POSIX_SPAWN_DUP2, in_r, 0),
-            (os.POSIX_SPAWN_DUP2, out_w, 1),
-            (os.POSIX_SPAWN_DUP2, stderr, 2),
-        ]
+        in_r, in_w = _os_pipe() if content else (_null_stdin(), -1)
+        out_r, out_w = _os_pipe()
+        actions = [(_DUP2, in_r, 0), (_DUP2, out_w, 1), (_DUP2, stderr, 2)]
         try:
             # By path every time, not "if it changed": a directory replaced under the same
             # name (a deploy by rename) must be the one the script runs in.
-            os.chdir(cwd)
-            self.pid = os.posix_spawn(
+            _os_chdir(cwd)
+            self.pid = _posix_spawn(
                 program,
                 [program],
                 env,
@@ -133,20 +157,20 @@ class CGIRun:
                 setsigdef=_DEFAULT_SIGNALS,
             )
         except BaseException:
-            os.close(out_r)
+            _os_close(out_r)
             if content:
-                os.close(in_w)
+                _os_close(in_w)
             raise
         finally:
-            os.close(out_w)  # the script's ends: ours must not keep its EOFs away
+            _os_close(out_w)  # the script's ends: ours must not keep its EOFs away
             if content:
-                os.close(in_r)  # (/dev/null stays open)
+                _os_close(in_r)  # (/dev/null stays open)
         # Our ends only: the script's stay blocking, as programs expect of their stdio. A
         # new pipe end has no other flag to keep.
-        fcntl.fcntl(out_r, fcntl.F_SETFL, os.O_NONBLOCK)
+        _fcntl(out_r, _SETFL, _NONBLOCK)
         self._stdout = out_r
         if content:
-            fcntl.fcntl(in_w, fcntl.F_SETFL, os.O_NONBLOCK)
+            _fcntl(in_w, _SETFL, _NONBLOCK)
             self._stdin = in_w
         self._pipes.watch(out_r, self._on_stdout)
 
@@ -207,9 +231,9 @@ class CGIRun:
         # While a group kill may follow the exit, the zombie is kept (WNOWAIT) until the
         # commands ran: it pins its pid, so the kill reaches its own group and no other.
         pinned = self.lifecycle.pins_group
-        options = os.WEXITED | os.WNOHANG | (os.WNOWAIT if pinned else 0)
+        options = _POLL | (_WNOWAIT if pinned else 0)
         try:
-            info = os.waitid(os.P_PID, self.pid, options)
+            info = _waitid(_P_PID, self.pid, options)
         except ChildProcessError:
             info = None  # not ours to wait for any more: report it as gone
         else:
@@ -219,7 +243,7 @@ class CGIRun:
         # time, and its waitid could then meet a new child that was given the same pid.
         self._unwatch_exit()
         code = -1 if info is None else info.si_status
-        if info is not None and info.si_code != os.CLD_EXITED:
+        if info is not None and info.si_code != _CLD_EXITED:
             code = -info.si_status  # killed by a signal, as subprocess reports it
         # Not _carry_out(): the sink hears finished() only once the zombie below is reaped.
         for command in self.lifecycle.child_exited(code):
@@ -297,7 +321,7 @@ class CGIRun:
     def _grace_expired(self) -> None:
         self._carry_out(self.lifecycle.grace_expired())
 
-    def _carry_out(self, commands: list[lc.Command]) -> None:
+    def _carry_out(self, commands: list[Command]) -> None:
         for command in commands:
             self._execute(command)
         self._check_done()
@@ -311,26 +335,27 @@ class CGIRun:
                 self._stdout = _forget(self._pipes, self._stdout)
             self.sink.finished()
 
-    def _execute(self, command: lc.Command) -> None:
-        match command:
-            case lc.SendHead(head, body, whole):
-                self.sink.send_head(head, body, whole)
-            case lc.SendBody(data):
-                self.sink.send_body(data)
-            case lc.EndResponse():
-                self.sink.end()
-            case lc.SendError(status):
-                self.sink.fail(status)
-            case lc.AbortResponse():
-                self.sink.abort()
-            case lc.KillGroup(signum):
-                self._kill(signum)
-            case lc.StopReading():
-                # Stderr is the mount's pipe (stderr.py): there is only stdout to stop.
-                if self._stdout >= 0:
-                    self._stdout_closed()
-            case lc.LogError(message):
-                log.error("cgi %s", message)
+    def _execute(self, command: Command) -> None:
+        # isinstance on classes imported by name, not `match`: compiled, each class pattern
+        # is a lookup in the module's dict and each field a generic getattr.
+        if isinstance(command, SendHead):
+            self.sink.send_head(command.head, command.body, command.whole)
+        elif isinstance(command, SendBody):
+            self.sink.send_body(command.data)
+        elif isinstance(command, EndResponse):
+            self.sink.end()
+        elif isinstance(command, SendError):
+            self.sink.fail(command.status)
+        elif isinstance(command, AbortResponse):
+            self.sink.abort()
+        elif isinstance(command, KillGroup):
+            self._kill(command.signum)
+        elif isinstance(command, StopReading):
+            # Stderr is the mount's pipe (stderr.py): there is only stdout to stop.
+            if self._stdout >= 0:
+                self._stdout_closed()
+        elif isinstance(command, LogError):
+            log.error("cgi %s", command.message)
 
     def _kill(self, signum: int) -> None:
         self._watch_exit()  # the script may now end without closing its stdout first

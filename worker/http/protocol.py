@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 log: Final = logging.getLogger("pyws.worker")
 
+# Compiled (tools/native.py), `time.time` is a lookup in the module's dict at every call.
+_wall_clock: Final = time.time
 LINGER_SECS: Final = 2.0  # after our FIN, how long we read and drop bytes waiting for the client's
 
 
@@ -155,7 +157,7 @@ class HTTPProtocol(asyncio.Protocol):
                 # Data for a whole-response origin: none reads request content; dropped.
         except ProtocolError as exc:
             log.debug("fd %d: %s", self.fd, exc)
-            self._transport.write(conn.send_error(exc.status, self._loop.time(), time.time()))
+            self._transport.write(conn.send_error(exc.status, self._loop.time(), _wall_clock()))
             if self._server.access_logs is not None:
                 self._log_access(self._request, error_response(exc.status))
         except Exception:  # the per-connection boundary: a bug here must not take others down
@@ -211,7 +213,7 @@ class HTTPProtocol(asyncio.Protocol):
             log.debug("fd %d: upgrade refused: %s", self.fd, decision.reason)
             response = decision.response
             self._transport.write(
-                self._conn.send_response(response, self._loop.time(), time.time())
+                self._conn.send_response(response, self._loop.time(), _wall_clock())
             )
         else:
             self._timer.cancel()
@@ -270,7 +272,7 @@ class HTTPProtocol(asyncio.Protocol):
         loop = self._loop
         self._transport.write(
             conn.send_stream_head(
-                status, fields, length, loop.time(), time.time(), body=body, whole=whole
+                status, fields, length, loop.time(), _wall_clock(), body=body, whole=whole
             )
         )
         exchange = self._exchange
@@ -294,7 +296,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def stream_fail(self, response: Response) -> None:
         exchange = self._exchange
-        data = self._conn.send_response(response, self._loop.time(), time.time())
+        data = self._conn.send_response(response, self._loop.time(), _wall_clock())
         self._transport.write(data)
         if self._server.access_logs is not None and exchange is not None:
             self._log_access(exchange.request, response)
@@ -326,7 +328,7 @@ class HTTPProtocol(asyncio.Protocol):
         assert request is not None and route is not None
         response = self._site.respond(request, route)
         conn.idle_timeout = route.keepalive_timeout
-        data = conn.send_response(response, self._loop.time(), time.time())
+        data = conn.send_response(response, self._loop.time(), _wall_clock())
         if conn.sending_file:
             assert response.file is not None
             self._send_file(data, response.file)
@@ -349,7 +351,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _internal_error(self) -> None:
         if self._sender is None and not self._conn.closed and not self._busy:
-            self._transport.write(self._conn.send_error(500, self._loop.time(), time.time()))
+            self._transport.write(self._conn.send_error(500, self._loop.time(), _wall_clock()))
             if self._server.access_logs is not None:
                 self._log_access(self._request, error_response(500))
         else:
@@ -376,7 +378,7 @@ class HTTPProtocol(asyncio.Protocol):
             # Nothing went out yet: the file vanished or changed since its headers were made.
             log.info("fd %d: cannot send %s: %s", self.fd, span.path, exc)
             self._busy = False
-            self._transport.write(self._conn.send_error(503, self._loop.time(), time.time()))
+            self._transport.write(self._conn.send_error(503, self._loop.time(), _wall_clock()))
             return
         self._pump()
 
@@ -479,7 +481,7 @@ class HTTPProtocol(asyncio.Protocol):
             log.info("fd %d: client stopped reading, aborting", self.fd)
             self._transport.abort()
         else:
-            data = self._conn.handle_timeout(now, time.time())
+            data = self._conn.handle_timeout(now, _wall_clock())
             if data:
                 transport.write(data)
                 if self._server.access_logs is not None:
