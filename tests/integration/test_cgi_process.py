@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import uvloop
 
 from pyws.worker.cgi.headers import CGIHead
 from pyws.worker.cgi.process import CGIRun, start_cgi
@@ -47,13 +46,6 @@ class Sink:
 
     def finished(self) -> None:
         self.finished_ = True
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = uvloop.new_event_loop()
-    yield loop
-    loop.close()
 
 
 @pytest.fixture

@@ -10,16 +10,8 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
-import uvloop
 
 from pyws.worker.cgi.pipes import PipeWatcher, watcher_for
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = uvloop.new_event_loop()
-    yield loop
-    loop.close()
 
 
 @pytest.fixture
