@@ -50,6 +50,7 @@ _DEFAULT_SIGNALS: Final = (signal.SIGPIPE, signal.SIGXFSZ)
 # what every request calls is looked up once, here.
 _os_read: Final = os.read
 _os_close: Final = os.close
+_os_write: Final = os.write
 _os_pipe: Final = os.pipe
 _os_chdir: Final = os.chdir
 _posix_spawn: Final = os.posix_spawn
@@ -184,7 +185,7 @@ class CGIRun:
         if not self.lifecycle.head_sent and len(data) < READ_SIZE:
             # Before the head goes out, one read more: a short script has often written
             # everything and closed stdout already, and then the head can carry the body's
-            # length. It costs one syscall per request at most.
+            # length. A syscall per read until the head is out, most often one.
             more = _read(self._stdout)
             if more == b"":
                 self._stdout_closed(last=data)
@@ -281,7 +282,7 @@ class CGIRun:
         assert buf is not None
         try:
             while buf:
-                written = os.write(self._stdin, buf)
+                written = _os_write(self._stdin, buf)
                 del buf[:written]
         except BlockingIOError:
             return
