@@ -45,6 +45,7 @@ MODULES = (
     "worker/cgi/stderr.py",
     "worker/exchange.py",
     "worker/deadline.py",
+    "worker/looplocal.py",
     "worker/dispatch.py",
     "worker/routing.py",
     "worker/server.py",

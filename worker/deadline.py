@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
+from pyws.worker.looplocal import LoopLocal
+
 # Deadlines are rounded up to the next tick, so they fire up to 1/32 s late, never early.
 # Every deadline in a tick shares one loop timer: a worker arms at most 32 a second, where
 # one per connection and per script cost more than the rest of the timer's work together
@@ -51,17 +53,12 @@ class TimerWheel:
                     log.exception("deadline callback failed")
 
 
-_wheel: TimerWheel | None = None  # the running loop's: a worker has one loop
+_wheels: Final = LoopLocal(TimerWheel)
 
 
 def wheel_for(loop: asyncio.AbstractEventLoop) -> TimerWheel:
-    """The wheel of `loop`. Only the last one is kept: another loop (a test's) gets a new one,
-    and a wheel lives on in the timers filed under it."""
-    global _wheel  # noqa: PLW0603
-    wheel = _wheel
-    if wheel is None or wheel.loop is not loop:
-        wheel = _wheel = TimerWheel(loop)
-    return wheel
+    """The wheel of `loop` (see LoopLocal: a wheel lives on in the timers filed under it)."""
+    return _wheels.of(loop)
 
 
 class DeadlineTimer:

@@ -19,6 +19,8 @@ import select
 from collections.abc import Callable
 from typing import Final
 
+from pyws.worker.looplocal import LoopLocal
+
 log: Final = logging.getLogger("pyws.cgi")
 
 _BATCH: Final = 64  # events taken per wakeup; more wait for the loop's next turn
@@ -50,9 +52,6 @@ class PipeWatcher:
         if self._callbacks.pop(fd, None) is not None:
             self._epoll.unregister(fd)
 
-    def watching(self, fd: int) -> bool:
-        return fd in self._callbacks
-
     def _dispatch(self) -> None:
         callbacks = self._callbacks
         for fd, _ in self._epoll.poll(0, _BATCH):
@@ -64,14 +63,9 @@ class PipeWatcher:
                     log.exception("cgi pipe callback failed")
 
 
-_watcher: PipeWatcher | None = None  # the running loop's: a worker has one loop
+_watchers: Final = LoopLocal(PipeWatcher)
 
 
 def watcher_for(loop: asyncio.AbstractEventLoop) -> PipeWatcher:
-    """The watcher of `loop`. Only the last one is kept: another loop (a test's) gets a
-    new one, and a watcher lives on in the runs that hold it."""
-    global _watcher  # noqa: PLW0603
-    watcher = _watcher
-    if watcher is None or watcher.loop is not loop:
-        watcher = _watcher = PipeWatcher(loop)
-    return watcher
+    """The watcher of `loop` (see LoopLocal: a watcher lives on in the runs that hold it)."""
+    return _watchers.of(loop)
