@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NATIVE := $(VENV)/.native
 # tools/native.py compiles some of these; a change to any of them may change what it types.
-WORKER_SOURCES := $(wildcard worker/*.py worker/*/*.py)
+WORKER_SOURCES := $(wildcard worker/*.py worker/*/*.py worker/*/*.c)
 
 .PHONY: setup native run test lint typecheck pytest clean bench-tools
 

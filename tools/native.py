@@ -50,11 +50,13 @@ MODULES = (
     "worker/routing.py",
     "worker/server.py",
 )
+# Hand-written C, each beside the module that falls back to Python without it.
+C_MODULES = ("worker/cgi/_spawn.c",)
 
 
 def built() -> list[Path]:
     """The extension modules a build left in the source tree."""
-    found = [p for m in MODULES for p in (REPO / m).parent.glob(Path(m).stem + ".*.so")]
+    found = [p for m in MODULES + C_MODULES for p in _extensions_of(m)]
     return found + list((REPO / "worker").glob("native__mypyc.*.so"))
 
 
@@ -64,8 +66,13 @@ def stale() -> list[str]:
     if not extensions:
         return []  # nothing compiled: everything runs from source
     oldest = min(p.stat().st_mtime for p in extensions)
-    missing = [m for m in MODULES if not list((REPO / m).parent.glob(Path(m).stem + ".*.so"))]
-    return missing + [m for m in MODULES if (REPO / m).stat().st_mtime > oldest]
+    sources = MODULES + C_MODULES
+    missing = [m for m in sources if not _extensions_of(m)]
+    return missing + [m for m in sources if (REPO / m).stat().st_mtime > oldest]
+
+
+def _extensions_of(source: str) -> list[Path]:
+    return list((REPO / source).parent.glob(Path(source).stem + ".*.so"))
 
 
 def clean() -> None:
@@ -90,6 +97,10 @@ def build() -> None:
     extensions = cast(
         "list[Extension]", mypycify(paths, opt_level="3", group_name=GROUP, target_dir="c")
     )
+    for source in C_MODULES:
+        module = "pyws." + source.removesuffix(".c").replace("/", ".")
+        flags = ["-O2", "-Wall", "-Wextra"]
+        extensions.append(Extension(module, ["pyws/" + source], extra_compile_args=flags))
     # --inplace writes each module through the links, beside its source.
     setup(
         name="pyws-native",

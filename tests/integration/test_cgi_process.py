@@ -70,7 +70,15 @@ def start(
     script.write_text("#!/bin/sh\n" + text)
     script.chmod(0o755)
     return start_cgi(
-        str(script), ENV, str(tmp_path), sink, 10, stderr=stderr, loop=loop, content=True
+        bytes(script),
+        ENV,
+        bytes(tmp_path),
+        sink,
+        10,
+        name=str(script),
+        stderr=stderr,
+        loop=loop,
+        content=True,
     )
 
 

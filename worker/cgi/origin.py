@@ -28,7 +28,8 @@ class CGIMount:
         self.vhost = vhost
         self.mount = mount
         self.program = mount.target
-        self.cwd = mount.cgi_chdir or os.path.dirname(mount.target) or "/"
+        self.path = os.fsencode(mount.target)
+        self.cwd = os.fsencode(mount.cgi_chdir or os.path.dirname(mount.target) or "/")
         self.stderr = StderrLog(mount.target)
         self.environ = MountEnviron(mount, SERVER_SOFTWARE)
         self._loop: asyncio.AbstractEventLoop | None = None  # the worker's, from the first request
@@ -53,11 +54,12 @@ class CGIMount:
             loop = self._loop = asyncio.get_running_loop()
         try:
             return start_cgi(
-                self.program,
+                self.path,
                 env,
                 self.cwd,
                 exchange,
                 timeout,
+                name=self.program,
                 stderr=self.stderr.fd(),
                 loop=loop,
                 content=content,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import functools
 import logging
 import os
@@ -35,30 +34,21 @@ from pyws.worker.cgi.lifecycle import (
     StopReading,
 )
 from pyws.worker.cgi.pipes import PipeWatcher, watcher_for
+from pyws.worker.cgi.spawn import spawn
 from pyws.worker.deadline import DeadlineTimer
 
 log: Final = logging.getLogger("pyws.cgi")
 
 READ_SIZE: Final = 65536  # of a script's stdout, at a time: what a pipe holds by default
 KILL_GRACE_SECS: Final = 2.0  # between SIGTERM and SIGKILL of the script's process group
-# Python ignores these, and an ignored signal stays ignored through exec: a script gets
-# them back at their defaults, as subprocess's restore_signals does, so that the writer of
-# a closed pipe (`yes | head -1`) dies of SIGPIPE rather than meeting EPIPE.
-_DEFAULT_SIGNALS: Final = (signal.SIGPIPE, signal.SIGXFSZ)
 
 # Compiled (tools/native.py), `os.read` is a lookup in the module's dict at every call:
 # what every request calls is looked up once, here.
 _os_read: Final = os.read
 _os_close: Final = os.close
 _os_write: Final = os.write
-_os_pipe: Final = os.pipe
-_os_chdir: Final = os.chdir
-_posix_spawn: Final = os.posix_spawn
+_spawn: Final = spawn
 _waitid: Final = os.waitid
-_fcntl: Final = fcntl.fcntl
-_DUP2: Final = os.POSIX_SPAWN_DUP2
-_SETFL: Final = fcntl.F_SETFL
-_NONBLOCK: Final = os.O_NONBLOCK
 _P_PID: Final = os.P_PID
 _POLL: Final = os.WEXITED | os.WNOHANG
 _WNOWAIT: Final = os.WNOWAIT
@@ -130,49 +120,14 @@ class CGIRun:
         self._timer.arm(loop.time() + timeout)
 
     def start(
-        self, program: str, env: dict[bytes, bytes], cwd: str, stderr: int, content: bool = True
+        self, program: bytes, env: dict[bytes, bytes], cwd: bytes, stderr: int, content: bool
     ) -> None:
-        """Spawn in a new session and process group with fds 0-2 only (every other fd of the
-        worker is close-on-exec); OSError if it cannot be executed. `stderr` is the mount's
-        stderr pipe (see stderr.py). Without request `content`, stdin is /dev/null: a pipe
-        that would only carry an EOF costs five syscalls more.
-
-        posix_spawn (a vfork-style clone) blocks the loop least: ~0.6 ms against ~0.9 for
-        subprocess and ~3.7 for uvloop's fork-based spawn. It has no working-directory
-        argument, so the worker steps into `cwd` first, and stays there: nothing else in
-        the worker uses relative paths, so stepping back to "/" would be a syscall for
-        nothing."""
-        in_r, in_w = _os_pipe() if content else (_null_stdin(), -1)
-        out_r, out_w = _os_pipe()
-        actions = [(_DUP2, in_r, 0), (_DUP2, out_w, 1), (_DUP2, stderr, 2)]
-        try:
-            # By path every time, not "if it changed": a directory replaced under the same
-            # name (a deploy by rename) must be the one the script runs in.
-            _os_chdir(cwd)
-            self.pid = _posix_spawn(
-                program,
-                [program],
-                env,
-                file_actions=actions,
-                setsid=True,
-                setsigdef=_DEFAULT_SIGNALS,
-            )
-        except BaseException:
-            _os_close(out_r)
-            if content:
-                _os_close(in_w)
-            raise
-        finally:
-            _os_close(out_w)  # the script's ends: ours must not keep its EOFs away
-            if content:
-                _os_close(in_r)  # (/dev/null stays open)
-        # Our ends only: the script's stay blocking, as programs expect of their stdio. A
-        # new pipe end has no other flag to keep.
-        _fcntl(out_r, _SETFL, _NONBLOCK)
+        """Spawn (spawn.py) with the mount's `stderr` pipe (stderr.py); OSError if it cannot
+        be executed. Without request `content`, stdin is /dev/null: a pipe that would only
+        carry an EOF costs five syscalls more."""
+        self.pid, out_r, in_w = _spawn(program, env, cwd, -1 if content else _null_stdin(), stderr)
         self._stdout = out_r
-        if content:
-            _fcntl(in_w, _SETFL, _NONBLOCK)
-            self._stdin = in_w
+        self._stdin = in_w
         self._pipes.watch(out_r, self._on_stdout)
 
     def _on_stdout(self) -> None:
@@ -370,20 +325,22 @@ class CGIRun:
 
 
 def start_cgi(
-    program: str,
+    program: bytes,
     env: dict[bytes, bytes],
-    cwd: str,
+    cwd: bytes,
     sink: CGISink,
     timeout: float,
     *,
+    name: str,
     stderr: int,
     loop: asyncio.AbstractEventLoop,
     content: bool = True,
 ) -> CGIRun:
     """Run `program` for one request; raises OSError when it cannot be executed.
-    `stderr`: the mount's stderr pipe; `loop`: the running one (asking asyncio costs a
-    getpid() syscall); `content`: the request has content for stdin."""
-    run = CGIRun(program, sink, timeout, loop)
+    `name`: the script, as logs call it; `stderr`: the mount's stderr pipe; `loop`: the
+    running one (asking asyncio costs a getpid() syscall); `content`: the request has
+    content for stdin."""
+    run = CGIRun(name, sink, timeout, loop)
     try:
         run.start(program, env, cwd, stderr, content)
     except BaseException:

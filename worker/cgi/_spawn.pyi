@@ -1,0 +1,3 @@
+def spawn(
+    program: bytes, env: dict[bytes, bytes], cwd: bytes, stdin: int, stderr: int, /
+) -> tuple[int, int, int]: ...
