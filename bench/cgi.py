@@ -1,14 +1,17 @@
 """CGI: pyws and lighttpd's mod_cgi back to back on the seed's tiny script under ab.
 
-    .venv/bin/python -m bench.cgi [--requests 2000] [--concurrency 20] [--rounds 3] [--workers 1]
+    .venv/bin/python -m bench.cgi [--requests 2000] [--concurrency 20] [--rounds 5]
+                                  [--workers CPUS]
 
 Both servers run the same three-line shell script (lighttpd bug #2217, the seed of issue 4),
 as `nobody` when started as root, and so does a third: the floor (bench/cgi_floor.py), the
 least a uvloop CGI responder can do, as a yardstick for pyws's own cost. Each round runs
-`ab -n N -c C` on each server in turn and reports requests/s, failures, the longest request
-and CPU per request: the servers' own CPU plus that of the scripts they reaped, shown apart
-(a forked script costs more than a vfork'ed one). Exit status
-1 if a server did not answer correctly or ab failed. See README.md.
+`ab -n N -c C` on each server in turn, lighttpd always in the middle, and reports
+requests/s, failures, the longest request and CPU per request: the servers' own CPU plus
+that of the scripts they reaped, shown apart (a forked script costs more than a vfork'ed
+one), and what else the machine ran meanwhile. The ratios are the medians of each round's
+own: its runs were seconds apart. Exit status 1 if a server did not answer correctly or ab
+failed. See README.md.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shlex
 import statistics
 import subprocess
@@ -59,6 +63,7 @@ class Sample:
     longest_ms: int
     cpu_us: float  # server CPU, scripts included, per completed request
     scripts_us: float = 0.0  # the part of it the scripts took (reaped children)
+    others_us: float = 0.0  # CPU of everything else but ab, and stolen time, per request
     error: str = ""  # ab itself failed: the numbers do not count
 
 
@@ -102,14 +107,31 @@ def ab_command(requests: int, concurrency: int, url: str) -> list[str]:
     return ["ab", "-q", "-r", "-s", timeout, "-n", str(requests), "-c", str(concurrency), url]
 
 
+def _machine() -> tuple[float, float]:
+    """(CPU seconds the machine has been busy, seconds stolen from it) since boot."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / ticks, steal / ticks
+
+
+def _ab_cpu() -> float:
+    """CPU seconds of this process's reaped children: ab's, once it has exited."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(server: Server, argv: list[str], requests: int) -> Sample:
-    before = server.cpu_parts()
+    before, machine_before, ab_before = server.cpu_parts(), _machine(), _ab_cpu()
     try:
         done = subprocess.run(argv, capture_output=True, timeout=requests * 2 + 60)
     except subprocess.TimeoutExpired:
         return Sample(0.0, requests, 0, 0.0, error="ab did not finish")
-    after = server.cpu_parts()
+    after, machine_after, ab_after = server.cpu_parts(), _machine(), _ab_cpu()
     spent, scripts = sum(after) - sum(before), after[1] - before[1]
+    busy, stolen = (b - a for a, b in zip(machine_before, machine_after, strict=True))
+    others = busy - spent - (ab_after - ab_before) + stolen
     values = {}
     for key, pattern in _AB_FIELDS.items():
         found = pattern.search(done.stdout)
@@ -120,8 +142,15 @@ def measure(server: Server, argv: list[str], requests: int) -> Sample:
         failures = requests - complete
         return Sample(0.0, failures, 0, 0.0, error=f"ab exit {done.returncode}: {why[-1:]}")
     failures = int(values["failed"] + values["non2xx"]) + requests - complete
-    cpu, scripts_us = spent / complete * 1e6, scripts / complete * 1e6
-    return Sample(values["rate"], failures, int(values["longest"]), cpu, scripts_us)
+    per_request = 1e6 / complete
+    return Sample(
+        values["rate"],
+        failures,
+        int(values["longest"]),
+        spent * per_request,
+        scripts * per_request,
+        max(others, 0.0) * per_request,
+    )
 
 
 def verify(name: str, server: Server) -> str:
@@ -180,8 +209,11 @@ def run(args: argparse.Namespace, ws: Workspace) -> tuple[dict[str, list[Sample]
             )
         for server in servers.values():
             print(f"$ {shlex.join(ab_command(args.requests, args.concurrency, url_of(server)))}")
+        names = list(servers)
         for round_ in range(1, args.rounds + 1):
-            for name, server in servers.items():
+            # Every other round backwards: lighttpd stays in the middle, next to both.
+            for name in names if round_ % 2 else names[::-1]:
+                server = servers[name]
                 argv = ab_command(args.requests, args.concurrency, url_of(server))
                 sample = measure(server, argv, args.requests)
                 samples.setdefault(name, []).append(sample)
@@ -191,6 +223,7 @@ def run(args: argparse.Namespace, ws: Workspace) -> tuple[dict[str, list[Sample]
                     f"  round {round_} {name:<8} {sample.rate:>8,.0f} req/s"
                     f" {sample.failures:>5} failed  longest {sample.longest_ms:>5} ms"
                     f" {sample.cpu_us:>8.0f} us CPU/req ({sample.scripts_us:.0f} scripts)"
+                    f"  others {sample.others_us:.0f}"
                 )
     return samples, problems
 
@@ -200,7 +233,7 @@ def report(samples: dict[str, list[Sample]], rounds: int) -> None:
     print(f"\n== results: median (min-max) over {rounds} round(s){noisy} ==")
     print(
         f"  {'server':<9} {'req/s':>8}  {'min-max':<13} {'failed':>6}  longest  CPU us/req"
-        "  (own  scripts)"
+        "  (own  scripts)  others"
     )
     for name, runs in samples.items():
         rates = [s.rate for s in runs]
@@ -210,28 +243,38 @@ def report(samples: dict[str, list[Sample]], rounds: int) -> None:
         cpu = statistics.median(s.cpu_us for s in runs)
         scripts = statistics.median(s.scripts_us for s in runs)
         own = statistics.median(s.cpu_us - s.scripts_us for s in runs)  # per round, then median
+        others = statistics.median(s.others_us for s in runs)
         rate = statistics.median(rates)
         print(
             f"  {name:<9} {rate:>8,.0f}  {span:<13} {failed:>6} {longest:>5} ms {cpu:>10.0f}"
-            f"  ({own:>4.0f} {scripts:>8.0f})"
+            f"  ({own:>4.0f} {scripts:>8.0f}) {others:>7.0f}"
         )
     mine, theirs, floor = samples.get("pyws"), samples.get("lighttpd"), samples.get("floor")
     if floor and theirs and mine:
-        print(
-            f"  floor/lighttpd: {_ratio(floor, theirs):.2f}   pyws/floor: {_ratio(mine, floor):.2f}"
-        )
+        print(f"  floor/lighttpd: {_ratio(floor, theirs)}   pyws/floor: {_ratio(mine, floor)}")
     if mine and theirs:
         goal(mine, theirs)
 
 
-def _ratio(a: list[Sample], b: list[Sample]) -> float:
-    return statistics.median(s.rate for s in a) / statistics.median(s.rate for s in b)
+def paired(a: list[Sample], b: list[Sample], rate: bool = True) -> list[float]:
+    """a/b in each round: requests per second, or (rate=False) b's CPU per request over a's."""
+    if rate:
+        return [x.rate / y.rate for x, y in zip(a, b, strict=True) if y.rate]
+    return [y.cpu_us / x.cpu_us for x, y in zip(a, b, strict=True) if x.cpu_us]
+
+
+def _ratio(a: list[Sample], b: list[Sample]) -> str:
+    ratios = paired(a, b)
+    if not ratios:
+        return "-"
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 def goal(mine: list[Sample], theirs: list[Sample]) -> None:
-    ratio = statistics.median(s.rate for s in mine) / statistics.median(s.rate for s in theirs)
-    by_cpu = statistics.median(s.cpu_us for s in theirs) / statistics.median(s.cpu_us for s in mine)
-    print(f"  pyws/lighttpd: {ratio:.2f}, by CPU per request {by_cpu:.2f}")
+    ratios, by_cpu = paired(mine, theirs), paired(mine, theirs, rate=False)
+    ratio = statistics.median(ratios) if ratios else 0.0
+    cpu = statistics.median(by_cpu) if by_cpu else 0.0
+    print(f"  pyws/lighttpd: {_ratio(mine, theirs)}, by CPU per request {cpu:.2f}")
     failed = sum(s.failures for s in mine)
     longest = max(s.longest_ms for s in mine)
     met = ratio >= 1.0 and failed == 0 and longest < MAX_LATENCY_MS
@@ -246,9 +289,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="ab -n, per run")
     parser.add_argument("--concurrency", type=int, default=20, help="ab -c")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per server, taking turns")
+    parser.add_argument("--rounds", type=int, default=5, help="runs per server, taking turns")
     parser.add_argument(
-        "--workers", type=int, default=1, help="pyws count-threads, and the floor's processes"
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="pyws count-threads, and the floor's processes (default: one per CPU)",
     )
     args = parser.parse_args(argv)
     if min(args.requests, args.concurrency, args.rounds, args.workers) < 1:
