@@ -1,7 +1,7 @@
 """The environment a CGI script sees (RFC 3875 §4.1), and nothing else of the worker's.
 
 Names and values are bytes, as the kernel takes them: header fields arrive as bytes and go
-out unchanged, and posix_spawn has nothing left to encode. What a mount's scripts share is
+out unchanged, and spawn.py has nothing left to encode. What a mount's scripts share is
 built once per mount (`MountEnviron`); a request adds only its own variables.
 """
 
