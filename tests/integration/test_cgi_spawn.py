@@ -28,19 +28,8 @@ IMPLEMENTATIONS = [
     pytest.param(posix_spawn_script, id="posix_spawn"),
 ]
 ENV = {b"PATH": b"/usr/bin:/bin", b"ODD": b"a=b c\xff"}
-# What a script sees of itself, as JSON: a Python probe, since a shell holds fds of its own.
-PROBE = """#!/usr/bin/python3
-import fcntl, json, os, sys
-fds = {}
-for fd in os.listdir("/proc/self/fd"):
-    try:
-        fds[fd] = os.readlink("/proc/self/fd/" + fd)
-    except FileNotFoundError:
-        pass  # listdir's own, closed since
-blocking = {fd: not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK for fd in (0, 1, 2)}
-json.dump({"fds": fds, "blocking": blocking, "pid": os.getpid(), "sid": os.getsid(0),
-           "pgid": os.getpgid(0), "cwd": os.getcwd(), "stdin": sys.stdin.read()}, sys.stdout)
-"""
+# What a script sees of itself, as JSON after a CGI header (see the file).
+PROBE = (Path(__file__).resolve().parents[1] / "data" / "cgi" / "inspect").read_text()
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -97,12 +86,12 @@ def test_the_script_has_its_pipes_session_and_directory(
     # pytest's own inheritable fds reach the script too; a worker has none (every fd that
     # Python opens is close-on-exec, and tests/system/test_cgi.py checks the worker's).
     inherited = {fd for fd in before if int(fd) > 2 and os.get_inheritable(int(fd))}
-    pid, out, stdin = spawn(program, ENV, b"/", -1, null)
+    pid, out, stdin = spawn(program, {**ENV, b"PROBE_STDIN": b"1"}, b"/", -1, null)
     assert stdin >= 0 and not os.get_blocking(out) and not os.get_blocking(stdin)
     assert os.get_inheritable(out) is False and os.get_inheritable(stdin) is False
     output, code = finish(pid, out, stdin, b"request body")
     assert code == 0
-    me = json.loads(output)
+    me = json.loads(output.partition(b"\n\n")[2])
     assert set(me["fds"]) == {"0", "1", "2"} | inherited, me["fds"]
     assert me["fds"]["0"].startswith("pipe:[") and me["fds"]["1"].startswith("pipe:[")
     assert me["fds"]["2"] == os.devnull
@@ -115,10 +104,10 @@ def test_the_script_has_its_pipes_session_and_directory(
 
 def test_a_given_stdin_is_used_and_no_pipe_made(spawn: Spawn, tmp_path: Path, null: int) -> None:
     program = script(tmp_path, PROBE)
-    pid, out, stdin = spawn(program, ENV, bytes(tmp_path), null, null)
+    pid, out, stdin = spawn(program, {**ENV, b"PROBE_STDIN": b"1"}, bytes(tmp_path), null, null)
     assert stdin == -1
     output, code = finish(pid, out)
-    me = json.loads(output)
+    me = json.loads(output.partition(b"\n\n")[2])
     assert code == 0 and me["fds"]["0"] == os.devnull and me["stdin"] == ""
     assert me["cwd"] == str(tmp_path)
 

@@ -29,23 +29,8 @@ SEED = SH + 'echo "Content-type: text/html"\necho ""\necho "Plain text cxx!"\n'
 # Says its pid on stderr (the log), then a grandchild that ignores SIGTERM and holds stdout:
 # only a SIGKILL of the whole group ends it. "$0" puts the script's path in its command line.
 STUBBORN = 'echo "pid $$" >&2\nsh -c \'trap "" TERM; sleep 1000; exit 0\' "$0" &\n'
-# All a script can see of itself, as JSON: its environment exactly as exec'd, its open
-# descriptors (minus the one listdir() used, closed since), who and where it is.
-INSPECT = """#!/usr/bin/python3
-import json, os, sys
-fds = {}
-for fd in os.listdir("/proc/self/fd"):
-    try:
-        fds[fd] = os.readlink("/proc/self/fd/" + fd)
-    except FileNotFoundError:
-        pass
-with open("/proc/self/environ", "rb") as f:
-    env = dict(i.decode("latin-1").split("=", 1) for i in f.read().split(b"\\0") if i)
-me = {"env": env, "fds": fds, "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
-      "groups": os.getgroups(), "pid": os.getpid(), "pgid": os.getpgid(0),
-      "sid": os.getsid(0), "cwd": os.getcwd()}
-sys.stdout.write("Content-Type: application/json\\n\\n" + json.dumps(me))
-"""
+# All a script can see of itself, as JSON (see the file).
+INSPECT = (Path(__file__).resolve().parents[1] / "data" / "cgi" / "inspect").read_text()
 
 
 def serve(
