@@ -221,7 +221,14 @@ static PyObject *spawn(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     if (pipes[3] >= 0) {
         (void)fcntl(pipes[3], F_SETFL, O_NONBLOCK);
     }
-    return Py_BuildValue("(iii)", (int)pid, pipes[0], pipes[3]);
+    PyObject *result = Py_BuildValue("(iii)", (int)pid, pipes[0], pipes[3]);
+    if (result == NULL) { /* no memory left to say so: nothing may outlive the call */
+        close_all((int[]){pipes[0], pipes[3]}, 2);
+        (void)kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    return result;
 }
 
 static PyMethodDef methods[] = {
