@@ -190,6 +190,7 @@ def test_a_script_that_cannot_start_is_an_oserror_that_leaves_nothing(
     with pytest.raises(OSError) as raised:
         spawn(program, ENV, cwd, -1, null)
     assert raised.value.errno == expected
+    assert raised.value.filename == (cwd if case == "no such directory" else program)
     assert open_fds() == fds  # no pipe end left open
     assert children() == kids  # and no child left, not even a zombie
 

@@ -530,8 +530,10 @@ def test_failures_before_headers_are_502_with_a_reason(pyws: Pyws, site: Site) -
         "exit1": (SH + "exit 1\n", "exited with code 1"),
         "untyped": (SH + "printf 'X-A: 1\\n\\nbody'\n", "the script sent no Content-Type"),
         "noexec": (SH + TEXT, "cannot execute: Permission denied"),
+        "nodir": (SH + TEXT, f"cannot enter {site.base / 'gone'}: No such file or directory"),
     }
-    port = serve(pyws, site, {name: text for name, (text, _) in cases.items()})
+    options = {"nodir": {"cgi-chdir": str(site.base / "gone")}}
+    port = serve(pyws, site, {name: text for name, (text, _) in cases.items()}, options)
     os.chmod(script(site, "noexec"), 0o644)
     for name, (_, reason) in cases.items():
         assert fetch(port, f"/{name}")[0].status_code == 502, name

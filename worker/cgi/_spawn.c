@@ -31,6 +31,7 @@ struct child {
     const char *cwd;
     int fds[3];     /* what becomes the script's 0, 1 and 2 */
     volatile int error; /* errno of the step that failed: the child writes our memory */
+    volatile int in_cwd; /* the step was entering cwd, not exec: the error names cwd */
 };
 
 /* The vfork child, on the caller's memory and below its stack frame, until execve: only
@@ -62,7 +63,11 @@ static void __attribute__((noinline, noreturn)) child_exec(struct child *c)
             goto fail;
         }
     }
-    if (chdir(c->cwd) < 0 || setsid() < 0) {
+    if (chdir(c->cwd) < 0) {
+        c->in_cwd = 1;
+        goto fail;
+    }
+    if (setsid() < 0) {
         goto fail;
     }
     sigset_t none;
@@ -171,6 +176,7 @@ static PyObject *spawn(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     c.argv[0] = (char *)c.program;
     c.argv[1] = NULL;
     c.error = 0;
+    c.in_cwd = 0;
     /* out: the script's stdout; in: its stdin, unless the caller gave one (/dev/null). */
     int pipes[4] = {-1, -1, -1, -1}; /* out read, out write, in read, in write */
     if (pipe2(pipes, O_CLOEXEC) < 0 || (stdin_fd < 0 && pipe2(pipes + 2, O_CLOEXEC) < 0)) {
@@ -214,7 +220,7 @@ static PyObject *spawn(PyObject *module, PyObject *const *args, Py_ssize_t nargs
             (void)close(pipes[3]);
         }
         errno = spawn_errno;
-        return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, args[0]);
+        return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, c.in_cwd ? args[2] : args[0]);
     }
     /* Our ends only: the script's stay blocking, as programs expect of their stdio. */
     (void)fcntl(pipes[0], F_SETFL, O_NONBLOCK);

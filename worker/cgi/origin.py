@@ -65,7 +65,11 @@ class CGIMount:
                 content=content,
             )
         except OSError as exc:
-            log.error("cgi %s: cannot execute: %s", self.program, exc.strerror or exc)
+            if exc.filename == self.cwd:
+                where = os.fsdecode(self.cwd)
+                log.error("cgi %s: cannot enter %s: %s", self.program, where, exc.strerror)
+            else:
+                log.error("cgi %s: cannot execute: %s", self.program, exc.strerror or exc)
             exchange.fail(502)
             exchange.finished()
             return _NOT_RUNNING

@@ -7,8 +7,8 @@ read end of a new pipe whose write end comes back as `stdin_w`; the write end of
 pipe whose read end comes back as `stdout`; and `stderr`. Every other fd of the worker is
 close-on-exec. It runs in a new session and process group, in `cwd`, with exactly `env`,
 and with every signal at its default and none blocked. Our ends are non-blocking and
-close-on-exec; the script's stay blocking. OSError (errno and program) if it cannot be
-executed, with nothing left open or running.
+close-on-exec; the script's stay blocking. OSError if it cannot be started, naming `cwd`
+if that could not be entered and `program` otherwise, with nothing left open or running.
 
 The C version (_spawn.c, built by tools/native.py) does all of that in one call, with
 vfork. Without a build, `posix_spawn_script` below does the same with os.posix_spawn,
