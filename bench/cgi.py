@@ -47,6 +47,9 @@ PATH = "/cgi-bin/test"
 WARMUP_REQUESTS = 200
 AB_TIMEOUT_SECS = 30  # ab -s: a lost response shows up as a failed run, not a hang
 MAX_LATENCY_MS = 1000  # the goal's bound on the longest request
+# A round is flagged when the rest of the machine took more than this share of what the
+# server and its scripts did: its numbers say as much about the neighbours as the server.
+DISTURBED = 0.1
 _AB_FIELDS = {
     "rate": re.compile(rb"^Requests per second:\s+([\d.]+)", re.M),
     "complete": re.compile(rb"^Complete requests:\s+(\d+)", re.M),
@@ -224,6 +227,7 @@ def run(args: argparse.Namespace, ws: Workspace) -> tuple[dict[str, list[Sample]
                     f" {sample.failures:>5} failed  longest {sample.longest_ms:>5} ms"
                     f" {sample.cpu_us:>8.0f} us CPU/req ({sample.scripts_us:.0f} scripts)"
                     f"  others {sample.others_us:.0f}"
+                    + ("  (disturbed)" if sample.others_us > DISTURBED * sample.cpu_us else "")
                 )
     return samples, problems
 
