@@ -94,7 +94,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--boot-fd", type=int, required=True)
     boot = read_boot_document(parser.parse_args(argv).boot_fd)
     close_on_exec_everything()
-    os.chdir("/")  # until a CGI spawn steps into its script's cwd (worker/cgi/process.py)
+    os.chdir("/")  # a CGI script's cwd is entered in its child (worker/cgi/spawn.py)
     faulthandler.enable()  # a fatal signal leaves a traceback in the log
     setup_logging(parse_level(boot.log_level), f"pyws-worker gen={boot.generation}")
     setproctitle.setproctitle(f"pyws: worker gen={boot.generation} starting")
