@@ -278,7 +278,11 @@ def goal(mine: list[Sample], theirs: list[Sample]) -> None:
     ratios, by_cpu = paired(mine, theirs), paired(mine, theirs, rate=False)
     ratio = statistics.median(ratios) if ratios else 0.0
     cpu = statistics.median(by_cpu) if by_cpu else 0.0
-    print(f"  pyws/lighttpd: {_ratio(mine, theirs)}, by CPU per request {cpu:.2f}")
+    of_medians = statistics.median(s.rate for s in mine) / statistics.median(s.rate for s in theirs)
+    print(
+        f"  pyws/lighttpd: {_ratio(mine, theirs)}, of medians {of_medians:.2f},"
+        f" by CPU per request {cpu:.2f}"
+    )
     failed = sum(s.failures for s in mine)
     longest = max(s.longest_ms for s in mine)
     met = ratio >= 1.0 and failed == 0 and longest < MAX_LATENCY_MS
