@@ -148,6 +148,13 @@ static void close_all(const int *fds, int n)
     }
 }
 
+/* Wait for the child `pid`, which has exited or been killed: nothing of it may be left. */
+static void reap(pid_t pid)
+{
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
 static PyObject *spawn(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
@@ -205,20 +212,12 @@ static PyObject *spawn(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     Py_END_ALLOW_THREADS
     (void)pthread_sigmask(SIG_SETMASK, &mask, NULL);
     PyMem_Free(c.envp);
-    /* The script's ends: ours must not keep its EOFs away. */
-    (void)close(pipes[1]);
-    if (pipes[2] >= 0) {
-        (void)close(pipes[2]);
-    }
+    close_all(pipes + 1, 2); /* the script's ends: ours must not keep its EOFs away */
     if (spawn_errno != 0) {
         if (pid > 0) {
-            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-            }
+            reap(pid);
         }
-        (void)close(pipes[0]);
-        if (pipes[3] >= 0) {
-            (void)close(pipes[3]);
-        }
+        close_all((int[]){pipes[0], pipes[3]}, 2);
         errno = spawn_errno;
         return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, c.in_cwd ? args[2] : args[0]);
     }
@@ -231,8 +230,7 @@ static PyObject *spawn(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     if (result == NULL) { /* no memory left to say so: nothing may outlive the call */
         close_all((int[]){pipes[0], pipes[3]}, 2);
         (void)kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-        }
+        reap(pid);
     }
     return result;
 }
